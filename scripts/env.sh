@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment in .venv and install the project into it.
+# Sourced by run_all.sh and scripts/test.sh; safe to run again (it only installs what is missing).
+# Override the location with VENV=/path, the torch pin with TORCH_SPEC (default: torch==2.13.0 CPU build
+# where available; on a GPU machine set TORCH_SPEC=torch to get the CUDA build).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[env] creating virtual environment in $VENV"
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.futureseg-installed"
+want="$(cat "$ROOT/pyproject.toml" | cksum)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "[env] installing torch and the project (first run takes a few minutes)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" || "$VENV/bin/python" -m pip install -q torch
+  fi
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+  "$VENV/bin/python" -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
+  echo "$want" > "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"

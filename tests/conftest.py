@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def write_video(vdir, n_frames=22, mask_frames=22, seed=0, size=(160, 240)):
+    """A tiny hand-made video: random frames and a mask with a square object moving right."""
+    rng = np.random.default_rng(seed)
+    vdir.mkdir(parents=True, exist_ok=True)
+    for t in range(n_frames):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(vdir / f"image_{t}.png")
+    if mask_frames:
+        m = np.zeros((mask_frames, *size), np.uint8)
+        for t in range(mask_frames):
+            m[t, 40:60, 10 + 3 * t:30 + 3 * t] = 5 + seed % 40
+        np.save(vdir / "mask.npy", m)
+    return vdir
+
+
+@pytest.fixture
+def tiny_root(tmp_path):
+    """train: 3 videos (one with an unpadded name), val: 2, unlabeled: 1, hidden: 2 (11 frames)."""
+    root = tmp_path / "data"
+    for i, name in enumerate(["video_00000", "video_2", "video_00010"]):
+        write_video(root / "train" / name, seed=i)
+    for i in (1000, 1001):
+        write_video(root / "val" / f"video_{i:05d}", seed=i)
+    write_video(root / "unlabeled" / "video_02000", mask_frames=0, seed=7)
+    for i in (15000, 15001):
+        write_video(root / "hidden" / f"video_{i:05d}", n_frames=11, mask_frames=0, seed=i)
+    (root / "train" / ".DS_Store").write_text("x")
+    (root / "val" / ".ipynb_checkpoints").mkdir()
+    return root
