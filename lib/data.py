@@ -271,7 +271,7 @@ def _truncate(path, n):
 
 def to_image_tensor(frames):
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(frames))
+    t = torch.from_numpy(np.array(frames))  # a copy: memmaps are read-only
     return t.movedim(-1, -3).float().div_(255)
 
 

@@ -20,7 +20,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" || "$VENV/bin/python" -m pip install -q torch
   fi
   "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
-  "$VENV/bin/python" -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
   echo "$want" > "$stamp"
+fi
+# Strip notebook outputs on commit (keeps the 'parameters' tags); the filter is named in .gitattributes.
+if [ -d "$ROOT/.git" ] && ! git -C "$ROOT" config filter.nbstripout.clean >/dev/null 2>&1; then
+  (cd "$ROOT" && "$VENV/bin/nbstripout" --install) || echo "[env] warning: could not configure nbstripout" >&2
 fi
 export PATH="$VENV/bin:$PATH"

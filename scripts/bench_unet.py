@@ -1,0 +1,84 @@
+"""U-Net speed on this machine: inference frames/s and training images/s on random 160x240 frames.
+
+    python scripts/bench_unet.py                        # sizes cpu (width 16) and full (width 64), depth 4
+    python scripts/bench_unet.py --sizes cpu --batch 8 --iters 5 --device cpu
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lib.classes import NUM_CLASSES
+from lib.train import auto_device
+from lib.unet import UNet, count_params
+
+SIZES = {"cpu": dict(width=16, depth=4), "full": dict(width=64, depth=4)}
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(size, batch, iters, warmup, device, amp=True):
+    model = UNet(**SIZES[size]).to(device)
+    x = torch.rand(batch, 3, 160, 240, device=device)
+    y = torch.randint(0, NUM_CLASSES, (batch, 160, 240), device=device)
+    use_amp = amp and device.type == "cuda"
+    cast = lambda: torch.autocast(device.type, dtype=torch.float16, enabled=use_amp)  # noqa: E731
+
+    model.eval()
+    with torch.inference_mode():
+        for i in range(warmup + iters):
+            if i == warmup:
+                _sync(device)
+                t0 = time.perf_counter()
+            with cast():
+                model(x).argmax(1)
+        _sync(device)
+    infer = batch * iters / (time.perf_counter() - t0)
+
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    for i in range(warmup + iters):
+        if i == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        with cast():
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    _sync(device)
+    train = batch * iters / (time.perf_counter() - t0)
+    return count_params(model), infer, train
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=["cpu", "full"], choices=list(SIZES))
+    ap.add_argument("--batch", type=int, default=None, help="default 8 on CPU, 32 on CUDA")
+    ap.add_argument("--iters", type=int, default=None, help="timed iterations (default 3 on CPU, 20 on CUDA)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--no-amp", action="store_true")
+    args = ap.parse_args()
+    device = auto_device(args.device)
+    cuda = device.type == "cuda"
+    batch = args.batch or (32 if cuda else 8)
+    iters = args.iters or (20 if cuda else 3)
+    name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; batch {batch} of 3x160x240; {iters} timed iterations after {args.warmup} warm-up"
+          f"; amp {'on' if cuda and not args.no_amp else 'off'}")
+    print(f"{'size':<6}{'width':>6}{'depth':>6}{'params':>13}{'infer frames/s':>16}{'train images/s':>16}")
+    for size in args.sizes:
+        n, infer, train = bench(size, batch, iters, args.warmup, device, amp=not args.no_amp)
+        s = SIZES[size]
+        print(f"{size:<6}{s['width']:>6}{s['depth']:>6}{n:>13,}{infer:>16.1f}{train:>16.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+from lib import data, label
+
+
+class ColourModel(torch.nn.Module):
+    """A deterministic stand-in for the U-Net: 1x1 conv to 49 logits."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 49, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_label_resumes_after_interruption(tiny_root, tmp_path):
+    packed = data.load_split(tiny_root, "train", progress=False)
+    model = ColourModel()
+    ref = label.label_split(model, packed, tmp_path / "ref", batch_size=22, progress=False)
+    ids, ref_masks = label.load_labels(tmp_path / "ref", "train")
+    assert ref_masks.shape == (3, 22, 160, 240) and ids.tolist() == [0, 2, 10] and ref["frames_per_s"] > 0
+    expected = label.segment(model, np.asarray(packed.frames[1]), torch.device("cpu"))
+    np.testing.assert_array_equal(ref_masks[1], expected)
+
+    out = tmp_path / "run"
+    with pytest.raises(label.Interrupted):
+        label.label_split(model, packed, out, batch_size=22, progress=False, stop_after=1)
+    assert not (out / "train.npy").exists()  # no half-written result
+    assert np.load(out / "train.done.npy").tolist() == [True, False, False]
+    res = label.label_split(model, packed, out, batch_size=22, progress=False, npy_dir=tmp_path / "npy")
+    assert res["labelled"] == 2  # only the unfinished videos
+    np.testing.assert_array_equal(label.load_labels(out, "train")[1], ref_masks)
+    assert not (out / "train.partial.npy").exists() and not (out / "train.done.npy").exists()
+    np.testing.assert_array_equal(np.load(tmp_path / "npy" / "train" / "video_00002" / "mask.npy"), ref_masks[1])
+    assert not (tiny_root / "train" / "video_2" / "labels").exists()
+    # finished: nothing to do; another model: redone
+    assert label.label_split(model, packed, out, batch_size=22, progress=False)["labelled"] == 0
+    assert label.label_split(model, packed, out, batch_size=22, progress=False, model_key="other")["labelled"] == 3
+
+
+def test_hidden_split_labels_eleven_frames(tiny_root, tmp_path):
+    packed = data.load_split(tiny_root, "hidden", progress=False)
+    label.label_split(ColourModel(), packed, tmp_path, progress=False)
+    assert label.load_labels(tmp_path, "hidden")[1].shape == (2, 11, 160, 240)
+
+
+def test_missing_labels_error_names_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="val.npy"):
+        label.load_labels(tmp_path, "val")

@@ -1,0 +1,123 @@
+"""Notebook hygiene, parameter files, and the smoke pipeline through run_all.sh and papermill."""
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PROFILES = sorted(p.name for p in (ROOT / "params").iterdir() if p.is_dir())
+REQUIRED = {"profile", "data_root", "run_dir", "figures_dir", "seed"}  # run_all.sh and common.yaml pass these
+
+
+def parameters_cell(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{nb_path.name}: expected one cell tagged 'parameters', found {len(cells)}"
+    return cells[0]
+
+
+def parameter_names(nb_path):
+    tree = ast.parse(parameters_cell(nb_path).source)
+    names = set()
+    for node in tree.body:
+        assert isinstance(node, (ast.Assign, ast.AnnAssign)), f"{nb_path.name}: parameters cell holds plain assignments only"
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names |= {t.id for t in targets}
+        ast.literal_eval(node.value)  # plain literals, nothing derived
+    return names
+
+
+def test_notebooks_exist_and_are_numbered():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
+    assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stripped_and_tagged(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert not c.outputs and c.execution_count is None, f"{nb_path.name} is committed with outputs: run nbstripout"
+    assert "import lib" in nb.cells[0].source, f"{nb_path.name}: first cell must install the repo on Colab"
+    assert REQUIRED <= parameter_names(nb_path), f"{nb_path.name}: parameters cell lacks {REQUIRED - parameter_names(nb_path)}"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_parameter_files_name_only_defined_keys(profile):
+    folder = ROOT / "params" / profile
+    stems = {p.stem: p for p in NOTEBOOKS}
+    for f in sorted(folder.glob("*.yaml")):
+        values = yaml.safe_load(f.read_text()) or {}
+        assert isinstance(values, dict) and all(not isinstance(v, dict) for v in values.values()), f"{f}: keep it flat"
+        targets = list(stems.values()) if f.stem == "common" else [stems.get(f.stem)]
+        assert targets[0] is not None, f"{f}: no notebook named {f.stem}.ipynb"
+        for nb in targets:
+            unknown = set(values) - parameter_names(nb)
+            assert not unknown, f"{f} names {sorted(unknown)}, which {nb.name}'s parameters cell does not define"
+
+
+def test_parameter_check_catches_unknown_key(tmp_path):
+    nb = NOTEBOOKS[0]
+    assert "not_a_parameter" not in parameter_names(nb)
+
+
+# --------------------------------------------------------------------------- the smoke pipeline
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """run_all.sh smoke, with data, figures and the run folder in a temporary directory."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    over = tmp / "override.yaml"
+    over.write_text(yaml.safe_dump({"data_root": str(tmp / "data"), "figures_dir": str(tmp / "figures")}))
+    env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", str(ROOT / "run_all.sh"), "smoke", str(tmp / "run")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"run_all.sh smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return tmp, proc.stdout
+
+
+def metrics(run, name):
+    return json.loads((run / "metrics" / f"{name}.json").read_text())
+
+
+def test_run_all_smoke_runs_every_notebook(smoke_run):
+    tmp, out = smoke_run
+    run = tmp / "run"
+    for nb in NOTEBOOKS:
+        assert (run / "notebooks" / nb.name).is_file() and (run / "logs" / f"{nb.stem}.log").is_file()
+        assert (run / "metrics" / f"{nb.stem}.json").is_file(), f"{nb.stem} wrote no metrics"
+    rows = (run / "timings.tsv").read_text().splitlines()[1:]
+    assert [r.split("\t")[0] for r in rows] == [nb.stem for nb in NOTEBOOKS]
+    assert all(r.endswith("ok") for r in rows) and "all done" in out
+
+
+def test_notebook_00_generated_and_packed(smoke_run):
+    tmp, _ = smoke_run
+    m = metrics(tmp / "run", "00_synthetic_data")
+    smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
+    assert m["action"] == "generated"
+    assert m["counts"] == {"train": smoke["n_train"], "val": smoke["n_val"], "unlabeled": smoke["n_unlabeled"],
+                           "hidden": smoke["n_hidden"]}
+    for split in ("train", "val", "unlabeled", "hidden"):
+        assert (tmp / "data" / ".cache" / split / "meta.json").is_file()
+    assert (tmp / "figures" / "00_samples.png").stat().st_size > 10_000
+    assert 0.0 <= m["val_summary"]["copy_frame_iou"] <= 1.0
+
+
+def test_run_all_stops_at_first_failure(smoke_run, tmp_path):
+    tmp, _ = smoke_run
+    over = tmp_path / "bad.yaml"
+    over.write_text(yaml.safe_dump({"data_root": str(tmp / "data"), "policy": "not-a-policy"}))
+    env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", str(ROOT / "run_all.sh"), "smoke", str(tmp_path / "run")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    assert "FAILED: 00_synthetic_data" in proc.stderr
+    assert not (tmp_path / "run" / "notebooks" / "01_explore.ipynb").exists()
