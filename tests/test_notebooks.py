@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 import yaml
 
@@ -31,6 +32,8 @@ def parameter_names(nb_path):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         names |= {t.id for t in targets}
         ast.literal_eval(node.value)  # plain literals, nothing derived
+    inferred = set(papermill.inspect_notebook(str(nb_path)))  # what papermill itself can parse and override
+    assert names == inferred, f"{nb_path.name}: papermill cannot parse parameters {sorted(names - inferred)}"
     return names
 
 

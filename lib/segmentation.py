@@ -1,0 +1,104 @@
+"""Training and evaluating the U-Net that segments frames (recipe step 1 of DESIGN.md section 4).
+
+Trains on frames of the train split only (never val); the val IoU is the task metric stacked over val
+frames. Config is a plain dict stored in every checkpoint, so a checkpoint rebuilds its own model.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data
+from .augment import Augment
+from .losses import SegLoss
+from .metrics import IoUMeter
+from .train import auto_device, epoch_loader, fit, load_checkpoint
+from .unet import UNet, count_params
+
+DEFAULTS = dict(width=16, depth=4, norm="batch", epochs=6, batch_size=16, lr=2e-3, weight_decay=0.0,
+                ce=1.0, jaccard=0.0, lovasz=0.0, hflip=0.5, brightness=0.1, contrast=0.1,
+                steps_per_epoch=None, eval_videos=None, eval_frames=None, num_workers=0, seed=0)
+
+
+def build_unet(cfg):
+    return UNet(in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"])
+
+
+class _SegStep:
+    def __init__(self, loss):
+        self.loss = loss
+
+    def __call__(self, model, batch, device):
+        x, y = (t.to(device, non_blocking=True) for t in batch)
+        return self.loss(model(x), y)
+
+
+@torch.inference_mode()
+def evaluate(model, packed, device, videos=None, frames=None, batch_size=32, return_confusion=False):
+    """Stacked IoU of the model's argmax over the chosen val videos and frames (all by default)."""
+    model.eval()
+    meter = IoUMeter()
+    vids = range(len(packed)) if videos is None else videos
+    ts = np.arange(packed.frames.shape[1]) if frames is None else np.asarray(frames)
+    amp = device.type == "cuda"
+    for v in vids:
+        for i in range(0, len(ts), batch_size):
+            t = ts[i:i + batch_size]
+            x = data.to_image_tensor(packed.frames[v, t]).to(device)
+            with torch.autocast(device.type, enabled=amp):
+                pred = model(x).argmax(1)
+            meter.update(pred.cpu(), torch.from_numpy(np.asarray(packed.masks[v, t], np.int64)))
+    mean, per_class = meter.compute()
+    out = {"val_iou": mean, "per_class": per_class}
+    if return_confusion:
+        out["confusion"] = meter.cm.numpy()
+    return out
+
+
+def train_unet(data_root, out_dir, progress=True, device=None, **overrides):
+    """Train (or resume) a U-Net; returns (model with the best weights, history, config)."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown U-Net settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    cfg = {**DEFAULTS, **overrides}
+    device = auto_device(device)
+    train = data.load_split(data_root, "train", progress=progress)
+    val = data.load_split(data_root, "val", progress=progress)
+    torch.manual_seed(cfg["seed"])
+    model = build_unet(cfg)
+    aug = Augment(hflip=cfg["hflip"], brightness=cfg["brightness"], contrast=cfg["contrast"])
+    ds = data.FrameDataset(train, augment=aug)
+    loader = epoch_loader(ds, cfg["batch_size"], shuffle=True, seed=cfg["seed"], num_workers=cfg["num_workers"],
+                          drop_last=True)
+    rng = np.random.default_rng(cfg["seed"])
+    ev_videos = None if not cfg["eval_videos"] else np.sort(rng.permutation(len(val))[: cfg["eval_videos"]])
+    ev_frames = None if not cfg["eval_frames"] else np.linspace(0, val.frames.shape[1] - 1, cfg["eval_frames"]).round().astype(int)
+
+    def ev(model, device):
+        r = evaluate(model, val, device, ev_videos, ev_frames)
+        return {"val_iou": r["val_iou"]}
+
+    config = {"model": "unet", **cfg, "params": count_params(model), "train_videos": len(train)}
+    history = fit(model, loader, _SegStep(SegLoss(ce=cfg["ce"], jaccard=cfg["jaccard"], lovasz=cfg["lovasz"])),
+                  ev, out_dir, config, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                  schedule="onecycle", device=device, progress=progress, seed=cfg["seed"],
+                  max_steps_per_epoch=cfg["steps_per_epoch"])
+    model, _ = load_unet(Path(out_dir) / "best.pt", device)
+    return model, history, config
+
+
+def load_unet(path, device=None):
+    """(model in eval mode, config) from a checkpoint written by train_unet."""
+    state, config = load_checkpoint(path)
+    model = build_unet(config)
+    model.load_state_dict(state)
+    return model.to(auto_device(device)).eval(), config
+
+
+def most_confused(confusion, k=10):
+    """The k largest off-diagonal entries of a confusion matrix: [(true, predicted, pixels)]."""
+    cm = np.array(confusion, dtype=np.int64)
+    np.fill_diagonal(cm, 0)
+    flat = np.argsort(cm, axis=None)[::-1][:k]
+    return [(int(i // cm.shape[1]), int(i % cm.shape[1]), int(cm.flat[i])) for i in flat if cm.flat[i] > 0]
