@@ -10,11 +10,17 @@ import torch
 from .classes import NUM_CLASSES
 
 
+def _tensor(x):
+    if torch.is_tensor(x):
+        return x
+    a = np.asarray(x)
+    return torch.from_numpy(a if a.flags.writeable else np.array(a))  # memmaps are read-only
+
+
 def confusion(pred, target, num_classes=NUM_CLASSES):
     """(num_classes, num_classes) int64 counts, rows = target, cols = prediction.
     Accepts numpy arrays or tensors of any matching shape; accumulate by adding."""
-    p = torch.as_tensor(np.asarray(pred) if not torch.is_tensor(pred) else pred).reshape(-1).long()
-    t = torch.as_tensor(np.asarray(target) if not torch.is_tensor(target) else target).reshape(-1).long()
+    p, t = _tensor(pred).reshape(-1).long(), _tensor(target).reshape(-1).long()
     if p.shape != t.shape:
         raise ValueError(f"prediction has {p.numel()} pixels, target {t.numel()}")
     if p.numel() and (int(p.min()) < 0 or int(p.max()) >= num_classes or int(t.min()) < 0 or int(t.max()) >= num_classes):
