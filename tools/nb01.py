@@ -1,6 +1,6 @@
 """Write notebooks/01_explore.ipynb from the cell sources below (no outputs, no execution counts).
 
-    .venv/bin/python scripts/build_nb01.py
+    .venv/bin/python -m tools.nb01
 
 Edit the cells here and rebuild rather than editing the .ipynb by hand, so the committed notebook
 stays clean and reviewable.
