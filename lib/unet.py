@@ -1,0 +1,114 @@
+"""Classic U-Net for per-frame segmentation (DESIGN.md section 4, step 1).
+
+``UNet(width=64, depth=4)`` is the reference size: encoder 64-128-256-512, bottleneck 1024, BatchNorm,
+transposed-conv upsampling (31.0M parameters with 3 input channels and 49 classes).
+Any H x W works: the input is padded up to a multiple of 2**depth and the logits are cropped back.
+"""
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .classes import NUM_CLASSES
+
+
+def _norm(kind, ch):
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    if kind == "group":
+        return nn.GroupNorm(min(8, ch), ch)
+    if kind in (None, "none"):
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch', 'group' or 'none', not {kind!r}")
+
+
+class DoubleConv(nn.Sequential):
+    """(conv3x3 -> norm -> ReLU) x 2; convs carry a bias only without normalisation."""
+
+    def __init__(self, cin, cout, norm="batch"):
+        bias = norm in (None, "none")
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=bias), _norm(norm, cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=bias), _norm(norm, cout), nn.ReLU(inplace=True),
+        )
+
+
+class Up(nn.Module):
+    """Upsample x2 (transposed conv halving channels, or bilinear + 1x1 conv), concat skip, double conv."""
+
+    def __init__(self, cin, cout, norm="batch", bilinear=False):
+        super().__init__()
+        if bilinear:
+            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                    nn.Conv2d(cin, cout, 1))
+        else:
+            self.up = nn.ConvTranspose2d(cin, cout, 2, stride=2)
+        self.conv = DoubleConv(2 * cout, cout, norm)
+
+    def forward(self, x, skip):
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class UNet(nn.Module):
+    """U-Net: encoder widths ``width * 2**i`` for i < depth, bottleneck ``width * 2**depth``."""
+
+    def __init__(self, in_ch=3, num_classes=NUM_CLASSES, width=64, depth=4, norm="batch", bilinear=False):
+        super().__init__()
+        self.depth = depth
+        widths = [width * 2 ** i for i in range(depth + 1)]
+        self.widths = widths
+        self.inc = DoubleConv(in_ch, widths[0], norm)
+        self.downs = nn.ModuleList(DoubleConv(widths[i], widths[i + 1], norm) for i in range(depth))
+        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], norm, bilinear) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        m = 2 ** self.depth
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        skips = [self.inc(x)]
+        for down in self.downs:
+            skips.append(down(F.max_pool2d(skips[-1], 2)))
+        x = skips.pop()
+        for up in self.ups:
+            x = up(x, skips.pop())
+        return self.head(x)[..., :h, :w]
+
+
+def count_params(model, trainable_only=False):
+    """Number of parameters (all, or only those that require grad)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _as_float_images(images):
+    """(N,3,H,W) float in [0,1] from a tensor/array, uint8 (0..255) or float."""
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    return x.float()
+
+
+def predict(model, images, batch_size=32, device=None, amp=True):
+    """Argmax class masks, (N,H,W) uint8 on the CPU, for images (N,3,H,W) (uint8 or float in [0,1]).
+
+    Runs in eval mode under ``torch.inference_mode`` (the model's training mode is restored after);
+    uses the model's device unless ``device`` is given, and float16 autocast on CUDA when ``amp``.
+    """
+    x = _as_float_images(images)
+    if x.ndim == 3:
+        return predict(model, x[None], batch_size, device, amp)[0]
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = torch.empty((x.shape[0],) + tuple(x.shape[-2:]), dtype=torch.uint8)
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16,
+                                                    enabled=amp and device.type == "cuda"):
+            for i in range(0, x.shape[0], batch_size):
+                logits = model(x[i:i + batch_size].to(device, non_blocking=True))
+                out[i:i + batch_size] = logits.argmax(1).to(torch.uint8).cpu()
+    finally:
+        model.train(was_training)
+    return out

@@ -1,0 +1,265 @@
+"""The training loop: exact resume, best checkpoint, atomic writes, config checks (tiny CPU runs)."""
+import json
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from lib.augment import Augment
+from lib.metrics import jaccard
+from lib.train import CheckpointError, EpochSampler, epoch_loader, fit, load_checkpoint, read_checkpoint
+from lib.unet import UNet, predict
+
+C = 4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and much faster on a shared, busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_data(n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.randint(0, C, (n, 1, 4, 6), generator=g)
+    masks = F.interpolate(masks.float(), size=(16, 24), mode="nearest")[:, 0].long()
+    images = (masks[:, None].float() / C).expand(n, 3, 16, 24) + 0.1 * torch.rand(n, 3, 16, 24, generator=g)
+    return images.clamp(0, 1), masks
+
+
+class Net(nn.Module):
+    """Tiny U-Net with dropout, so the global RNG matters during training."""
+
+    def __init__(self):
+        super().__init__()
+        self.unet = UNet(num_classes=C, width=4, depth=2)
+        self.drop = nn.Dropout2d(0.2)
+
+    def forward(self, x):
+        return self.unet(self.drop(x))
+
+
+AUG = Augment()
+
+
+def loss_fn(model, batch, device):
+    x, y = batch
+    pairs = [AUG(a, b) for a, b in zip(x, y)]  # global RNG: restored on resume
+    x = torch.stack([p[0] for p in pairs]).to(device)
+    y = torch.stack([p[1] for p in pairs]).to(device)
+    return F.cross_entropy(model(x), y)
+
+
+VAL = make_data(6, seed=1)
+
+
+def evaluate(model, device):
+    pred = predict(model, VAL[0], batch_size=4)
+    mean, per_class = jaccard(pred, VAL[1], num_classes=C)
+    return {"val_iou": mean, "per_class": per_class}
+
+
+def run(out_dir, epochs=4, config=None, **kw):
+    torch.manual_seed(0)
+    model = Net()
+    loader = epoch_loader(TensorDataset(*make_data()), batch_size=4, seed=3)
+    kw = {"lr": 3e-3, "progress": False, **kw}
+    hist = fit(model, loader, loss_fn, evaluate, out_dir, config or {"width": 4}, epochs, **kw)
+    return model, hist
+
+
+def strip_time(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def assert_same(m1, h1, m2, h2):
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    assert s1.keys() == s2.keys()
+    for k in s1:
+        assert torch.equal(s1[k], s2[k]), k
+    assert strip_time(h1) == strip_time(h2)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    model, hist = run(out)
+    return out, model, hist
+
+
+def test_resume_after_stop_equals_uninterrupted(straight, tmp_path):
+    _, m1, h1 = straight
+    _, h_part = run(tmp_path, stop_after=2)
+    assert [r["epoch"] for r in h_part] == [1, 2]
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    m2, h2 = run(tmp_path)  # a fresh model and loader, resumed from last.pt
+    assert [r["epoch"] for r in h2] == [1, 2, 3, 4]
+    assert_same(m1, h1, m2, h2)
+    assert json.loads((tmp_path / "log.json").read_text())[-1]["val_iou"] == h1[-1]["val_iou"]
+
+
+def test_resume_after_crash_mid_epoch(straight, tmp_path):
+    _, m1, h1 = straight
+    calls = {"n": 0}
+
+    def crashing(model, batch, device):
+        calls["n"] += 1
+        if calls["n"] == 8:  # 3 steps per epoch: dies in epoch 3
+            raise KeyboardInterrupt
+        return loss_fn(model, batch, device)
+
+    with pytest.raises(KeyboardInterrupt):
+        _run_with(tmp_path, crashing)
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    m2, h2 = run(tmp_path)
+    assert_same(m1, h1, m2, h2)
+
+
+def _run_with(out_dir, lf):
+    torch.manual_seed(0)
+    model = Net()
+    loader = epoch_loader(TensorDataset(*make_data()), batch_size=4, seed=3)
+    return fit(model, loader, lf, evaluate, out_dir, {"width": 4}, 4, lr=3e-3, progress=False)
+
+
+def test_extend_without_schedule(tmp_path):
+    m1, h1 = run(tmp_path / "a", epochs=3, schedule="none")
+    run(tmp_path / "b", epochs=1, schedule="none")
+    m2, h2 = run(tmp_path / "b", epochs=3, schedule="none")
+    assert_same(m1, h1, m2, h2)
+
+
+def test_best_checkpoint_holds_best_epoch(tmp_path):
+    scores = iter([0.3, 0.7, 0.5, 0.7])
+    snapshots = {}
+
+    def scripted(model, device):
+        epoch = len(snapshots) + 1
+        snapshots[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+        return {"val_iou": next(scores)}
+
+    torch.manual_seed(0)
+    model = Net()
+    loader = epoch_loader(TensorDataset(*make_data()), batch_size=4)
+    hist = fit(model, loader, loss_fn, scripted, tmp_path, {"width": 4}, 4, progress=False)
+    best = read_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] == 2 and best["best"] == {"monitor": "val_iou", "value": 0.7, "epoch": 2}
+    assert read_checkpoint(tmp_path / "last.pt")["best"]["epoch"] == 2  # a tie is not an improvement
+    for k, v in best["model"].items():
+        assert torch.equal(v, snapshots[2][k]), k
+    assert [r["val_iou"] for r in hist] == [0.3, 0.7, 0.5, 0.7]
+    # loading helpers
+    m2, cfg = load_checkpoint(tmp_path / "best.pt", Net())
+    assert cfg == {"width": 4} and torch.equal(m2.state_dict()["unet.head.weight"], snapshots[2]["unet.head.weight"])
+    state, cfg = load_checkpoint(tmp_path / "best.pt")
+    assert isinstance(state, dict) and "unet.head.bias" in state
+
+
+def test_monitor_min(tmp_path):
+    torch.manual_seed(0)
+    loader = epoch_loader(TensorDataset(*make_data()), batch_size=4)
+    hist = fit(Net(), loader, loss_fn, None, tmp_path, {}, 3, monitor="train_loss", mode="min", progress=False)
+    best = read_checkpoint(tmp_path / "best.pt")["best"]
+    assert best["value"] == min(r["train_loss"] for r in hist)
+
+
+def test_checkpoints_atomic_and_logs(straight):
+    out, _, hist = straight
+    assert sorted(os.listdir(out)) == ["best.pt", "last.pt", "log.csv", "log.json"]
+    ck = read_checkpoint(out / "last.pt")
+    assert set(ck) >= {"model", "optimizer", "scheduler", "scaler", "epoch", "config", "history", "best", "rng"}
+    assert set(ck["rng"]) == {"torch", "numpy", "python", "cuda"}
+    assert ck["config"] == {"width": 4} and ck["epoch"] == 4
+    lines = (out / "log.csv").read_text().splitlines()
+    assert lines[0].split(",") == ["epoch", "train_loss", "lr", "val_iou", "seconds"]
+    assert len(lines) == 5
+    rows = json.loads((out / "log.json").read_text())
+    assert len(rows[0]["per_class"]) == C and strip_time(rows) == strip_time(hist)
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    run(tmp_path, epochs=2, stop_after=1)
+    real_save = torch.save
+
+    def broken_save(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        run(tmp_path, epochs=2)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"garbage, not a checkpoint")
+    with pytest.raises(CheckpointError, match=str(tmp_path / "last.pt")):
+        run(tmp_path, epochs=1)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "last.pt", Net())
+    # resume=False starts over instead
+    run(tmp_path, epochs=1, resume=False)
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+def test_config_mismatch_refuses(tmp_path):
+    run(tmp_path, epochs=2, stop_after=1, config={"width": 4, "data": {"n": 12}, "num_workers": 0})
+    with pytest.raises(CheckpointError) as e:
+        run(tmp_path, epochs=2, config={"width": 8, "data": {"n": 12}, "num_workers": 0})
+    assert str(tmp_path / "last.pt") in str(e.value) and "width" in str(e.value)
+    with pytest.raises(CheckpointError, match=r"data\.n"):
+        run(tmp_path, epochs=2, config={"width": 4, "data": {"n": 99}})
+    with pytest.raises(CheckpointError, match=r"fit\.lr"):
+        run(tmp_path, epochs=2, config={"width": 4, "data": {"n": 12}}, lr=1e-2)
+    with pytest.raises(CheckpointError, match=r"fit\.epochs"):  # the OneCycle schedule spans the epochs
+        run(tmp_path, epochs=3, config={"width": 4, "data": {"n": 12}})
+    # keys that do not change the experiment may differ
+    _, hist = run(tmp_path, epochs=2, config={"width": 4, "data": {"n": 12}, "num_workers": 2})
+    assert len(hist) == 2
+
+
+def test_epoch_sampler():
+    s = EpochSampler(10, seed=1)
+    s.set_epoch(1)
+    a = list(s)
+    s.set_epoch(2)
+    b = list(s)
+    s.set_epoch(1)
+    assert list(s) == a and a != b and sorted(a) == list(range(10))
+    parts = [list(EpochSampler(10, seed=1, num_replicas=3, rank=r)) for r in range(3)]
+    assert all(len(p) == 4 for p in parts) and set(sum(parts, [])) == set(range(10))
+
+
+def test_augment_joint_and_deterministic():
+    from lib.augment import flip_masks
+
+    img = torch.rand(3, 8, 12)
+    mask = torch.arange(96).reshape(8, 12)
+    img[0] = mask / 96.0  # the image's red channel encodes the mask
+    aug = Augment(brightness=0.0, contrast=0.0)
+    flips = 0
+    for s in range(20):
+        a, m = aug(img, mask, torch.Generator().manual_seed(s))
+        assert torch.allclose(a[0], m / 96.0)  # image and mask transformed together
+        flips += int(not torch.equal(m, mask))
+        b, m2 = aug(img, mask, torch.Generator().manual_seed(s))
+        assert torch.equal(a, b) and torch.equal(m, m2)
+    assert 3 < flips < 17
+    a, m = Augment(hflip=0.0)(img, mask, torch.Generator().manual_seed(0))
+    assert torch.equal(m, mask) and 0 <= float(a.min()) and float(a.max()) <= 1
+    assert (a - img).abs().max() < 0.25  # light jitter only
+    stack = torch.arange(2 * 3 * 4).reshape(2, 3, 4)
+    assert torch.equal(flip_masks(stack, p=1.0), stack.flip(-1))
+    assert torch.equal(flip_masks(stack, p=0.0), stack)
+    assert (flip_masks(stack.numpy(), p=1.0) == stack.flip(-1).numpy()).all()

@@ -1,0 +1,69 @@
+"""U-Net shapes, reference size, odd input sizes, predict helper."""
+import pytest
+import torch
+
+from lib.classes import NUM_CLASSES
+from lib.unet import UNet, count_params, predict
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: one thread is faster, and much faster on a shared, busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def expected_params(in_ch=3, num_classes=NUM_CLASSES, width=64, depth=4):
+    """Formula: double conv = 2 bias-free 3x3 convs + 2 BatchNorms (weight, bias); up = 2x2 transposed conv
+    (with bias) + double conv on the concatenation; head = 1x1 conv with bias."""
+    w = [width * 2 ** i for i in range(depth + 1)]
+
+    def dc(cin, cout):
+        return 9 * cin * cout + 9 * cout * cout + 4 * cout
+
+    n = dc(in_ch, w[0]) + sum(dc(w[i], w[i + 1]) for i in range(depth))
+    n += sum(4 * w[i + 1] * w[i] + w[i] + dc(2 * w[i], w[i]) for i in range(depth))
+    return n + w[0] * num_classes + num_classes
+
+
+def test_reference_size():
+    m = UNet()  # width 64, depth 4, BatchNorm
+    assert m.widths == [64, 128, 256, 512, 1024]
+    convs = [l.out_channels for l in m.modules() if isinstance(l, torch.nn.Conv2d) and l.kernel_size == (3, 3)]
+    assert convs[:10] == [64, 64, 128, 128, 256, 256, 512, 512, 1024, 1024]
+    assert sum(isinstance(l, torch.nn.BatchNorm2d) for l in m.modules()) == 18
+    assert count_params(m) == expected_params() == 31_040_753
+
+
+def test_small_size_formula():
+    assert count_params(UNet(width=16)) == expected_params(width=16)
+    assert count_params(UNet(in_ch=1, num_classes=5, width=8, depth=3)) == expected_params(1, 5, 8, 3)
+
+
+def test_output_shape_full_frame():
+    m = UNet(width=8).eval()
+    with torch.no_grad():
+        assert m(torch.rand(2, 3, 160, 240)).shape == (2, NUM_CLASSES, 160, 240)
+
+
+def test_odd_sizes_and_variants():
+    for kw in ({}, {"bilinear": True}, {"norm": "group"}, {"norm": "none"}):
+        m = UNet(width=4, depth=3, **kw).eval()
+        with torch.no_grad():
+            for h, w in ((37, 51), (17, 16), (1, 1)):
+                assert m(torch.rand(1, 3, h, w)).shape == (1, NUM_CLASSES, h, w)
+
+
+def test_predict():
+    m = UNet(width=4, depth=2).train()
+    imgs = torch.randint(0, 256, (5, 3, 20, 30), dtype=torch.uint8)
+    out = predict(m, imgs, batch_size=2)
+    assert out.shape == (5, 20, 30) and out.dtype == torch.uint8 and int(out.max()) < NUM_CLASSES
+    assert m.training  # mode restored
+    m.eval()
+    with torch.no_grad():
+        ref = m(imgs.float() / 255).argmax(1)
+    assert torch.equal(out.long(), ref)
+    assert predict(m, imgs[0].float() / 255).shape == (20, 30)
