@@ -14,6 +14,7 @@ from .augment import Augment
 from .losses import SegLoss
 from .metrics import IoUMeter
 from .train import auto_device, epoch_loader, fit, load_checkpoint
+from .distributed import main_first, per_rank_batch, wrap
 from .unet import UNet, count_params
 
 DEFAULTS = dict(width=16, depth=4, norm="batch", epochs=6, batch_size=16, lr=2e-3, weight_decay=0.0,
@@ -63,13 +64,15 @@ def train_unet(data_root, out_dir, progress=True, device=None, **overrides):
         raise TypeError(f"unknown U-Net settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     cfg = {**DEFAULTS, **overrides}
     device = auto_device(device)
-    train = data.load_split(data_root, "train", progress=progress)
-    val = data.load_split(data_root, "val", progress=progress)
+    train = main_first(data.load_split, data_root, "train", progress=progress)
+    val = main_first(data.load_split, data_root, "val", progress=progress)
     torch.manual_seed(cfg["seed"])
     model = build_unet(cfg)
+    params = count_params(model)
+    model = wrap(model.to(device), device)  # DDP under torchrun, unchanged otherwise
     aug = Augment(hflip=cfg["hflip"], brightness=cfg["brightness"], contrast=cfg["contrast"])
     ds = data.FrameDataset(train, augment=aug)
-    loader = epoch_loader(ds, cfg["batch_size"], shuffle=True, seed=cfg["seed"], num_workers=cfg["num_workers"],
+    loader = epoch_loader(ds, per_rank_batch(cfg["batch_size"]), shuffle=True, seed=cfg["seed"], num_workers=cfg["num_workers"],
                           drop_last=True)
     rng = np.random.default_rng(cfg["seed"])
     ev_videos = None if not cfg["eval_videos"] else np.sort(rng.permutation(len(val))[: cfg["eval_videos"]])
@@ -79,7 +82,7 @@ def train_unet(data_root, out_dir, progress=True, device=None, **overrides):
         r = evaluate(model, val, device, ev_videos, ev_frames)
         return {"val_iou": r["val_iou"]}
 
-    config = {"model": "unet", **cfg, "params": count_params(model), "train_videos": len(train)}
+    config = {"model": "unet", **cfg, "params": params, "train_videos": len(train)}
     history = fit(model, loader, _SegStep(SegLoss(ce=cfg["ce"], jaccard=cfg["jaccard"], lovasz=cfg["lovasz"])),
                   ev, out_dir, config, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
                   schedule="onecycle", device=device, progress=progress, seed=cfg["seed"],

@@ -12,9 +12,11 @@ history as an uninterrupted one (on CPU; on CUDA only as far as the kernels are 
 Checkpoint: ``{"model", "optimizer", "scheduler", "scaler", "epoch", "config", "fit", "history", "best", "rng"}``
 where ``config`` is the caller's experiment config (e.g. model sizes) and ``fit`` the loop's own settings.
 
-Distributed training later: logging and checkpoints happen on rank 0 only (``is_main``); wrap the model in
-DDP before calling ``fit`` and give the loader a ``DistributedSampler`` or an ``EpochSampler`` (which
-splits by rank).
+Distributed training (torchrun, see lib/distributed.py): logging and checkpoints happen on rank 0 only
+(``is_main``), the logged train loss is averaged over ranks, and every rank waits at the end of each epoch
+until rank 0 has written its checkpoints. Wrap the model in DDP before calling ``fit`` and give the loader
+an ``EpochSampler`` (which splits by rank) or a ``DistributedSampler``. On resume every rank restores
+rank 0's RNG states.
 """
 import csv
 import json
@@ -43,6 +45,11 @@ class CheckpointError(RuntimeError):
 def is_main():
     """True on rank 0 of a distributed run, and always in a single process."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def distributed():
+    """True inside an initialised process group of more than one process (torchrun)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def unwrap(model):
@@ -319,11 +326,15 @@ def fit(model, train_loader, loss_fn, evaluate, out_dir, config, epochs, optimiz
                 bar.set_postfix(loss=f"{total.item() / count:.4f}")
         bar.close()
 
-        row = {"epoch": epoch, "train_loss": total.item() / count, "lr": lr_used}  # lr of the epoch's last step
+        mean_loss = total / count
+        if distributed():  # the loss of the whole global batch, not just rank 0's share
+            dist.all_reduce(mean_loss)
+            mean_loss /= dist.get_world_size()
+        row = {"epoch": epoch, "train_loss": mean_loss.item(), "lr": lr_used}  # lr of the epoch's last step
         if evaluate is not None:
             model.eval()
             with torch.no_grad():
-                metrics = evaluate(model, device)
+                metrics = evaluate(unwrap(model), device)
             model.train()
             row.update({k: _scalar(v) for k, v in metrics.items()})
         row["seconds"] = time.time() - t0
@@ -349,4 +360,6 @@ def fit(model, train_loader, loss_fn, evaluate, out_dir, config, epochs, optimiz
                 shown = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()
                          if isinstance(v, (int, float))}
                 print("[fit] " + " ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
+        if distributed():
+            dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
     return history
