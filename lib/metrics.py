@@ -57,3 +57,9 @@ class IoUMeter:
 
     def compute(self):
         return iou_from_confusion(self.cm)
+
+
+def per_video_iou(pred, target, num_classes=NUM_CLASSES):
+    """IoU of each video's mask(s) on its own, (N,) array, for sorting and picking examples (the task
+    metric itself stacks all videos: use ``jaccard``)."""
+    return np.array([jaccard(p, t, num_classes)[0] for p, t in zip(pred, target)])

@@ -406,3 +406,25 @@ def save_figure(fig, name, figures_dir=FIGURES_DIR, dpi=110, close=False):
     if close:
         plt.close(fig)
     return path
+
+
+def rollout_figure(preds, trues, video_ids, first_frame=11, panel_size=1.0):
+    """For each video two rows, true and predicted masks of frames ``first_frame`` .. (0-based indices),
+    so a person sees where an autoregressive rollout drifts. ``preds``/``trues``: (n, S, H, W)."""
+    preds, trues = np.asarray(preds), np.asarray(trues)
+    n, steps = preds.shape[:2]
+    h, w = preds.shape[2:]
+    fig, axes = plt.subplots(2 * n, steps, figsize=(steps * panel_size * w / h, 2 * n * panel_size + 0.4),
+                             squeeze=False)
+    for r in range(n):
+        for s in range(steps):
+            for j, (name, arr) in enumerate((("true", trues), ("pred", preds))):
+                ax = axes[2 * r + j, s]
+                ax.imshow(colorize(arr[r, s]), interpolation="nearest")
+                _hide_ticks(ax)
+                if r == 0 and j == 0:
+                    ax.set_title(_frame_title(first_frame + s), fontsize=7)
+                if s == 0:
+                    ax.set_ylabel(f"{_video_label(video_ids[r])}\n{name}", fontsize=7)
+    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.1)
+    return fig
