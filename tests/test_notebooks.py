@@ -124,3 +124,56 @@ def test_run_all_stops_at_first_failure(smoke_run, tmp_path):
     assert proc.returncode == 1
     assert "FAILED: 00_synthetic_data" in proc.stderr
     assert not (tmp_path / "run" / "notebooks" / "01_explore.ipynb").exists()
+
+
+def test_notebook_01_figures_and_metrics(smoke_run):
+    tmp, _ = smoke_run
+    m = metrics(tmp / "run", "01_explore")
+    assert m["figures"] and all((tmp / "figures" / Path(f).name).is_file() for f in m["figures"])
+    assert 0.0 <= m["copy_frame_iou_val"] <= 1.0
+
+
+def test_notebooks_02_03_unet_and_labels(smoke_run):
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m2 = metrics(run, "02_unet")
+    assert 0.0 <= m2["val_iou_all_frames"] <= 1.0 and (run / "unet" / "best.pt").is_file()
+    assert (run / "unet" / "log.csv").read_text().startswith("epoch")
+    for name in ("02_unet_curves", "02_unet_per_class_iou", "02_unet_confusion", "02_unet_qualitative"):
+        assert (tmp / "figures" / f"{name}.png").is_file()
+    m3 = metrics(run, "03_label")
+    import numpy as np
+    for split, frames in (("train", 22), ("val", 22), ("unlabeled", 22), ("hidden", 11)):
+        labels = np.load(run / "labels" / f"{split}.npy")
+        ids = np.load(run / "labels" / f"{split}.ids.npy")
+        assert labels.shape == (len(ids), frames, 160, 240) and labels.dtype == np.uint8 and labels.max() < 49
+        assert not (run / "labels" / f"{split}.partial.npy").exists()
+        first = run / "labels" / "npy" / split / f"video_{ids[0]:05d}" / "mask.npy"
+        assert np.array_equal(np.load(first), labels[0])  # write_mask_npy: true in the smoke profile
+    assert set(m3["baselines"]) >= {"copy frame 11 (true mask)", "copy frame 11 (U-Net mask)"}
+    assert m3["frames_per_s"] > 0
+
+
+def test_notebooks_04_05_simvp_and_finetune(smoke_run):
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m4 = metrics(run, "04_simvp")
+    assert (run / "simvp" / "best.pt").is_file() and "SimVP rollout (U-Net masks in)" in m4["val_table"]
+    assert (tmp / "figures" / "04_simvp_rollouts.png").is_file()
+    m5 = metrics(run, "05_finetune")
+    assert set(m5["histories"]) == {"ce", "ce+jaccard"} and Path(m5["checkpoint"]).is_file()
+    assert (tmp / "figures" / "05_schedule.png").is_file()
+
+
+def test_notebook_06_submission_contract(smoke_run):
+    import torch
+    from lib.pipeline import check_submission
+
+    tmp, _ = smoke_run
+    m = metrics(tmp / "run", "06_predict_hidden")
+    smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
+    sub = torch.load(m["submission"], weights_only=True)
+    check_submission(sub, smoke["n_hidden"])
+    assert sub["ids"].tolist() == [15000 + i for i in range(smoke["n_hidden"])]
+    assert 0.0 <= m["hidden_iou"] <= 1.0
+    assert {"copy frame 11 (U-Net mask)", "SimVP fine-tuned (notebook 05)", "U-Net on true frame 22 (ceiling)"} <= set(m["val_table"])

@@ -1,0 +1,101 @@
+"""MaskSimVP cost on this machine: parameters, MACs per window and training windows/s on random masks.
+
+A window = 11 input masks of 160x240 -> logits of the next frame. Training = forward + cross-entropy +
+backward + Adam step, timed per iteration after warm-up: windows/s over all timed iterations (mean) and
+in the fastest one (best), and the process CPU seconds per window of the fastest one. On a machine shared
+with other jobs the best iteration is the steadier figure.
+The full size on CPU is timed on one batch-1 iteration without warm-up (an upper bound).
+
+    python scripts/bench_simvp.py                         # sizes cpu_fast, cpu, full (< 3 min on 2 CPU cores)
+    python scripts/bench_simvp.py --sizes cpu --batch 8 --iters 5
+    python scripts/bench_simvp.py --skip-full-speed       # full size: parameters and MACs only
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lib.classes import NUM_CLASSES
+from lib.simvp import MaskSimVP, count_flops, count_params
+from lib.train import auto_device
+
+SIZES = {
+    "small": dict(embed_dim=8, hid_S=8, hid_T=32, N_S=2, N_T=2, down=2, mlp_ratio=4.0),
+    # latent 40x60 (4x below 160x240, like the full recipe)
+    "cpu": dict(embed_dim=8, hid_S=16, hid_T=64, N_S=2, N_T=4, down=2),
+    # latent 20x30 (8x below): about half the compute of "cpu"
+    "cpu_fast": dict(embed_dim=8, hid_S=16, hid_T=64, N_S=4, N_T=4, down=2),
+    "full": dict(embed_dim=16, hid_S=64, hid_T=512, N_S=4, N_T=8, down=1),
+}
+H, W, IN_LEN = 160, 240, 11
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(size, batch, iters, warmup, device, amp=True, speed=True):
+    model = MaskSimVP(in_len=IN_LEN, frame_size=(H, W), **SIZES[size]).to(device)
+    n = count_params(model)
+    macs = count_flops(model, torch.randint(0, NUM_CLASSES, (1, IN_LEN, H, W), device=device))
+    if not speed:
+        return n, macs, None
+    x = torch.randint(0, NUM_CLASSES, (batch, IN_LEN, H, W), device=device)
+    y = torch.randint(0, NUM_CLASSES, (batch, H, W), device=device)
+    use_amp = amp and device.type == "cuda"
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    times, cpus = [], []
+    for i in range(warmup + iters):
+        _sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+    return n, macs, (batch * iters / sum(times), batch / min(times), min(cpus) / batch)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=["cpu_fast", "cpu", "full"], choices=list(SIZES))
+    ap.add_argument("--batch", type=int, default=None, help="default 4 on CPU, 16 on CUDA (full size on CPU: 1)")
+    ap.add_argument("--iters", type=int, default=None, help="timed iterations (default 3 on CPU, 20 on CUDA; "
+                                                           "full size on CPU: 1)")
+    ap.add_argument("--warmup", type=int, default=None, help="default 1 (full size on CPU: 0)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--no-amp", action="store_true")
+    ap.add_argument("--skip-full-speed", action="store_true", help="full size: parameters and MACs only")
+    args = ap.parse_args()
+    device = auto_device(args.device)
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; windows of {IN_LEN}x{H}x{W} class ids -> next-frame logits; "
+          f"amp {'on' if cuda and not args.no_amp else 'off'}")
+    print(f"{'size':<6}{'embed':>6}{'hid_S':>6}{'hid_T':>6}{'N_S':>4}{'N_T':>4}{'down':>5}{'params':>13}"
+          f"{'GMACs/window':>14}{'batch':>6}{'iters':>6}{'train win/s mean':>17}{'best':>7}{'CPU s/win':>10}")
+    for size in args.sizes:
+        cpu_full = size == "full" and not cuda
+        batch = args.batch or (16 if cuda else (1 if cpu_full else 4))
+        iters = args.iters or (20 if cuda else (1 if cpu_full else 3))
+        warmup = args.warmup if args.warmup is not None else (0 if cpu_full else 1)
+        speed = not (size == "full" and args.skip_full_speed)
+        n, macs, train = bench(size, batch, iters, warmup, device, amp=not args.no_amp, speed=speed)
+        s = SIZES[size]
+        rate = (f"{train[0]:>17.2f}{train[1]:>7.2f}{train[2]:>10.2f}" if train is not None
+                else f"{'skipped':>17}")
+        print(f"{size:<6}{s['embed_dim']:>6}{s['hid_S']:>6}{s['hid_T']:>6}{s['N_S']:>4}{s['N_T']:>4}{s['down']:>5}"
+              f"{n:>13,}{macs / 1e9:>14.2f}{batch:>6}{iters:>6}{rate}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
