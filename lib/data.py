@@ -313,19 +313,15 @@ class MaskDataset(torch.utils.data.Dataset):
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    """Sliding windows over mask videos: ``in_len`` frames in, the next ``out_len`` frames out.
-    With 22 frames, in_len=11 and out_len=1 there are 11 windows a video. ``flip`` mirrors a window
-    horizontally with probability 0.5 (the same flip for inputs and targets)."""
+    """Sliding windows over mask videos (N, T, H, W): ``in_len`` frames in, the next ``out_len`` frames out,
+    as int64 tensors. With 22 frames, in_len=11 and out_len=1 there are 11 windows a video.
+    (Flips are drawn in the training step, lib/forecast.py, from the RNG that checkpoints carry.)"""
 
-    def __init__(self, masks, in_len=N_INPUT, out_len=1, flip=False, seed=0):
-        self.masks, self.in_len, self.out_len, self.flip, self.seed = masks, in_len, out_len, flip, seed
+    def __init__(self, masks, in_len=N_INPUT, out_len=1):
+        self.masks, self.in_len, self.out_len = masks, in_len, out_len
         self.per_video = masks.shape[1] - in_len - out_len + 1
         if self.per_video < 1:
             raise ValueError(f"videos of {masks.shape[1]} frames hold no {in_len}+{out_len} window")
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
 
     def __len__(self):
         return len(self.masks) * self.per_video
@@ -333,6 +329,4 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         v, s = divmod(i, self.per_video)
         clip = torch.from_numpy(np.asarray(self.masks[v, s:s + self.in_len + self.out_len], np.int64))
-        if self.flip and np.random.default_rng([self.seed, self.epoch, i]).random() < 0.5:
-            clip = clip.flip(-1)
         return clip[:self.in_len], clip[self.in_len:]
