@@ -1,0 +1,130 @@
+"""The synthetic generator: layout, determinism (whatever the number of workers), resume, masks."""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lib import synth
+
+COUNTS = {"train": 2, "val": 1, "unlabeled": 1, "hidden": 2}
+
+
+@pytest.fixture(scope="module")
+def data1(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth1")
+    res = synth.generate(root, counts=COUNTS, seed=0, workers=1, progress=False)
+    assert res["written"] == COUNTS
+    return root
+
+
+@pytest.fixture(scope="module")
+def data2(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth2")
+    synth.generate(root, counts=COUNTS, seed=0, workers=2, progress=False)
+    return root
+
+
+def files(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+
+
+def test_layout(data1):
+    for split, first in synth.SPLITS.items():
+        names = sorted(d.name for d in (data1 / split).iterdir())
+        assert names == [f"video_{i:05d}" for i in range(first, first + COUNTS[split])]
+        for name in names:
+            got = sorted(p.name for p in (data1 / split / name).iterdir())
+            n = 11 if split == "hidden" else 22
+            want = sorted([f"image_{t}.png" for t in range(n)] + ([] if split == "hidden" else ["mask.npy"]))
+            assert got == want, (split, name)
+            im = Image.open(data1 / split / name / "image_0.png")
+            assert im.mode == "RGB" and im.size == (240, 160)
+            if split != "hidden":
+                m = np.load(data1 / split / name / "mask.npy")
+                assert m.dtype == np.uint8 and m.shape == (22, 160, 240) and m.max() <= 48
+    ans = np.load(data1 / "hidden_answers.npz")
+    assert ans["ids"].dtype == np.int64 and ans["ids"].tolist() == [15000, 15001]
+    assert ans["masks"].dtype == np.uint8 and ans["masks"].shape == (2, 160, 240)
+
+
+def test_workers_give_identical_bytes(data1, data2):
+    assert files(data1) == files(data2)
+    for rel in files(data1):
+        if rel == "hidden_answers.npz":  # zip timestamps may differ; compare the arrays
+            a, b = np.load(data1 / rel), np.load(data2 / rel)
+            assert all(np.array_equal(a[k], b[k]) for k in ("ids", "masks"))
+        else:
+            assert (data1 / rel).read_bytes() == (data2 / rel).read_bytes(), rel
+
+
+def test_hidden_answers_are_frame_22(data1):
+    ans = np.load(data1 / "hidden_answers.npz")
+    for vid, m in zip(ans["ids"].tolist(), ans["masks"]):
+        _, mask, _ = synth.render_video(vid, seed=0, rgb_frames=[], mask_frames=[21])
+        assert np.array_equal(mask[21], m)
+        assert m.any()
+
+
+def test_files_match_render_video(data1):
+    frames, mask, info = synth.render_video(0, seed=0)
+    assert frames.shape == (22, 160, 240, 3) and frames.dtype == np.uint8
+    assert np.array_equal(np.load(data1 / "train/video_00000/mask.npy"), mask)
+    for t in (0, 21):
+        assert np.array_equal(np.asarray(Image.open(data1 / f"train/video_00000/image_{t}.png")), frames[t])
+    # skipping the RGB work changes nothing in the masks
+    assert np.array_equal(synth.render_video(0, seed=0, rgb_frames=[])[1], mask)
+
+
+def test_seed_changes_video():
+    a = synth.render_video(7, seed=0, rgb_frames=[0])
+    b = synth.render_video(7, seed=0, rgb_frames=[0])
+    c = synth.render_video(7, seed=1, rgb_frames=[0])
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+@pytest.mark.parametrize("vid", [1000, 1001, 1002])
+def test_mask_ids_are_distinct_objects(vid):
+    _, mask, info = synth.render_video(vid, seed=0, rgb_frames=[])
+    cids = [o["class_id"] for o in info["objects"]]
+    assert len(set(cids)) == len(cids) and 3 <= len(cids) <= 6 and all(1 <= c <= 48 for c in cids)
+    assert set(np.unique(mask).tolist()) <= {0, *cids}
+    assert (mask[0] > 0).any()
+    for o in info["objects"]:  # first_frame agrees with the mask
+        seen = [t for t in range(22) if (mask[t] == o["class_id"]).any()]
+        assert o["first_frame"] == (seen[0] if seen else -1)
+
+
+def test_resume(data1, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(data1, root)
+    shutil.rmtree(root / "train/video_00001")
+    (root / "hidden_answers.npz").unlink()
+    stale = root / "train/.video_00000.tmp-999999999"  # left by a dead process
+    stale.mkdir()
+    (stale / "image_0.png").write_bytes(b"junk")
+    keep = root / "val/video_01000/mask.npy"
+    mtime = os.stat(keep).st_mtime_ns
+    res = synth.generate(root, counts=COUNTS, seed=0, workers=1, progress=False)
+    assert res["written"] == {"train": 1, "val": 0, "unlabeled": 0, "hidden": 0}
+    assert res["skipped"] == {"train": 1, "val": 1, "unlabeled": 1, "hidden": 2}
+    assert not stale.exists()
+    assert os.stat(keep).st_mtime_ns == mtime
+    assert files(root) == files(data1)
+    for rel in files(data1):
+        if rel != "hidden_answers.npz":
+            assert (root / rel).read_bytes() == (data1 / rel).read_bytes(), rel
+    a, b = np.load(root / "hidden_answers.npz"), np.load(data1 / "hidden_answers.npz")
+    assert np.array_equal(a["masks"], b["masks"]) and np.array_equal(a["ids"], b["ids"])
+
+
+def test_config():
+    cfg = synth.make_config(frame_steps=10, speed=[1, 2])
+    assert cfg.frame_steps == 10 and cfg.speed == (1, 2)
+    with pytest.raises(TypeError):
+        synth.make_config(no_such_key=1)
+    with pytest.raises(ValueError):
+        synth.generate("/nonexistent-never-written", counts={"test": 1})
