@@ -15,11 +15,13 @@ stamp="$VENV/.futureseg-installed"
 want="$(cat "$ROOT/pyproject.toml" | cksum)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[env] installing torch and the project (first run takes a few minutes)"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
+  log="$VENV/install.log"
+  pipi() { "$VENV/bin/python" -m pip install -q "$@" >>"$log" 2>&1 || { cat "$log" >&2; echo "[env] pip install $* failed (log: $log)" >&2; exit 1; }; }
+  pipi --upgrade pip
   if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-    "$VENV/bin/python" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" || "$VENV/bin/python" -m pip install -q torch
+    pipi "${TORCH_SPEC:-torch==2.13.0}"
   fi
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+  pipi -e "$ROOT[test]"
   echo "$want" > "$stamp"
 fi
 # Strip notebook outputs on commit (keeps the 'parameters' tags); the filter is named in .gitattributes.
