@@ -17,13 +17,14 @@ from .train import auto_device, epoch_loader, fit, load_checkpoint
 from .distributed import main_first, per_rank_batch, wrap
 from .unet import UNet, count_params
 
-DEFAULTS = dict(width=16, depth=4, norm="batch", epochs=6, batch_size=16, lr=2e-3, weight_decay=0.0,
+DEFAULTS = dict(width=16, depth=4, norm="batch", head="plain", crop=None, epochs=6, batch_size=16, lr=2e-3, weight_decay=0.0,
                 ce=1.0, jaccard=0.0, lovasz=0.0, hflip=0.5, brightness=0.1, contrast=0.1,
                 steps_per_epoch=None, eval_videos=None, eval_frames=None, num_workers=0, seed=0)
 
 
 def build_unet(cfg):
-    return UNet(in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"])
+    return UNet(in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"],
+                head=cfg.get("head", "plain"))
 
 
 class _SegStep:
@@ -71,7 +72,7 @@ def train_unet(data_root, out_dir, progress=True, device=None, **overrides):
     params = count_params(model)
     model = wrap(model.to(device), device)  # DDP under torchrun, unchanged otherwise
     aug = Augment(hflip=cfg["hflip"], brightness=cfg["brightness"], contrast=cfg["contrast"])
-    ds = data.FrameDataset(train, augment=aug)
+    ds = data.FrameDataset(train, augment=aug, crop=tuple(cfg["crop"]) if cfg["crop"] else None)
     loader = epoch_loader(ds, per_rank_batch(cfg["batch_size"]), shuffle=True, seed=cfg["seed"], num_workers=cfg["num_workers"],
                           drop_last=True)
     rng = np.random.default_rng(cfg["seed"])

@@ -49,18 +49,43 @@ class Up(nn.Module):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
+class FactorizedHead(nn.Module):
+    """49 class log-probabilities from attribute heads: p(object) x p(shape) x p(material) x p(colour).
+
+    A class id is shape*16 + material*8 + colour + 1, so the 48 object classes share what they have in
+    common: colour is learnt once for all shapes, shape once for all colours. From scratch this needs far
+    fewer training steps than 49 independent logits (the reason the `cpu` profile uses it). The output is a
+    normalised log-distribution, so cross-entropy, soft Jaccard, Lovasz and argmax apply unchanged.
+    """
+
+    def __init__(self, cin):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, 2 + 3 + 2 + 8, 1)
+
+    def forward(self, x):
+        obj, shape, mat, col = self.conv(x).float().split([2, 3, 2, 8], dim=1)
+        obj, shape, mat, col = (F.log_softmax(t, 1) for t in (obj, shape, mat, col))
+        b, _, h, w = x.shape
+        # id - 1 = s*16 + m*8 + c: broadcast (s, m, c) and flatten in that order
+        objects = (shape[:, :, None, None] + mat[:, None, :, None] + col[:, None, None, :]).reshape(b, 48, h, w)
+        return torch.cat([obj[:, :1], obj[:, 1:] + objects], 1)
+
+
 class UNet(nn.Module):
     """U-Net: encoder widths ``width * 2**i`` for i < depth, bottleneck ``width * 2**depth``."""
 
-    def __init__(self, in_ch=3, num_classes=NUM_CLASSES, width=64, depth=4, norm="batch", bilinear=False):
+    def __init__(self, in_ch=3, num_classes=NUM_CLASSES, width=64, depth=4, norm="batch", bilinear=False,
+                 head="plain"):
         super().__init__()
+        if head not in ("plain", "factorized"):
+            raise ValueError(f"head must be 'plain' or 'factorized', not {head!r}")
         self.depth = depth
         widths = [width * 2 ** i for i in range(depth + 1)]
         self.widths = widths
         self.inc = DoubleConv(in_ch, widths[0], norm)
         self.downs = nn.ModuleList(DoubleConv(widths[i], widths[i + 1], norm) for i in range(depth))
         self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], norm, bilinear) for i in reversed(range(depth)))
-        self.head = nn.Conv2d(widths[0], num_classes, 1)
+        self.head = nn.Conv2d(widths[0], num_classes, 1) if head == "plain" else FactorizedHead(widths[0])
 
     def forward(self, x):
         h, w = x.shape[-2:]

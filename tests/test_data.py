@@ -107,6 +107,15 @@ def test_frame_and_window_datasets(tiny_root):
     assert img.shape == (3, 160, 240) and img.dtype == torch.float32 and 0 <= img.min() and img.max() <= 1
     assert torch.equal(mask, torch.from_numpy(p.masks[1, 5].astype(np.int64)))
     assert len(data.FrameDataset(data.load_split(tiny_root, "hidden", progress=False))[0].shape) == 3
+    torch.manual_seed(0)
+    crops = data.FrameDataset(p, crop=(48, 64), object_bias=1.0)
+    for i in range(0, len(crops), 7):
+        img, m = crops[i]
+        assert img.shape == (3, 48, 64) and m.shape == (48, 64) and (m > 0).any()  # centred on the object
+        v, t = crops.index[i]
+        full = torch.from_numpy(p.masks[v, t].astype(np.int64))
+        assert any(torch.equal(full[y:y + 48, x:x + 64], m) for y in range(0, 160 - 47) for x in range(0, 240 - 63, 1)
+                   if full[y, x] == m[0, 0])
     w = data.WindowDataset(p.masks)
     assert len(w) == 3 * 11
     x, y = w[11 + 3]

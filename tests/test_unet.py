@@ -67,3 +67,26 @@ def test_predict():
         ref = m(imgs.float() / 255).argmax(1)
     assert torch.equal(out.long(), ref)
     assert predict(m, imgs[0].float() / 255).shape == (20, 30)
+
+
+def test_factorized_head_maps_attributes_to_class_ids():
+    from lib.classes import class_id
+    from lib.unet import FactorizedHead
+
+    head = FactorizedHead(15)
+    with torch.no_grad():
+        head.conv.weight.zero_()
+        head.conv.bias.zero_()
+        head.conv.weight[:, :, 0, 0] = torch.eye(15) * 20  # each input channel drives one logit
+    x = torch.zeros(1, 15, 2, 2)
+    x[0, 1] = 1  # object
+    x[0, 2 + 2] = 1  # cylinder
+    x[0, 5 + 1] = 1  # rubber
+    x[0, 7 + 7] = 1  # yellow
+    logp = head(x)
+    assert logp.shape == (1, 49, 2, 2)
+    assert torch.allclose(logp.exp().sum(1), torch.ones(1, 2, 2))
+    assert (logp.argmax(1) == class_id("cylinder", "rubber", "yellow")).all()
+    x[0, 1] = 0
+    x[0, 0] = 1  # background
+    assert (head(x).argmax(1) == 0).all()
