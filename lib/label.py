@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import to_image_tensor
+from .decode import decode
 from .io import save_json, save_npy
 from .train import auto_device
 
@@ -41,14 +42,15 @@ def load_labels(out_dir, split):
 
 @torch.inference_mode()
 def segment(model, frames, device, batch_size=32):
-    """uint8 (n, H, W, 3) frames -> uint8 (n, H, W) argmax class ids."""
+    """uint8 (n, H, W, 3) frames -> uint8 (n, H, W) class ids, decoded as the model's ``decode`` attribute
+    says (per-pixel argmax, or per-object vote: lib/decode.py)."""
     out = np.empty(frames.shape[:-1], np.uint8)
     amp = device.type == "cuda"
     for i in range(0, len(frames), batch_size):
         x = to_image_tensor(frames[i:i + batch_size]).to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=amp):
             logits = model(x)
-        out[i:i + batch_size] = logits.argmax(1).to(torch.uint8).cpu().numpy()
+        out[i:i + batch_size] = decode(logits, getattr(model, "decode", "argmax"))
     return out
 
 

@@ -11,20 +11,23 @@ import torch.nn.functional as F
 
 from . import data
 from .augment import Augment
+from .label import segment
 from .losses import SegLoss
 from .metrics import IoUMeter
 from .train import auto_device, epoch_loader, fit, load_checkpoint
 from .distributed import main_first, per_rank_batch, wrap
 from .unet import UNet, count_params
 
-DEFAULTS = dict(width=16, depth=4, norm="batch", head="plain", crop=None, epochs=6, batch_size=16, lr=2e-3, weight_decay=0.0,
+DEFAULTS = dict(width=16, depth=4, norm="batch", head="plain", decode="argmax", crop=None, epochs=6, batch_size=16, lr=2e-3, weight_decay=0.0,
                 ce=1.0, jaccard=0.0, lovasz=0.0, hflip=0.5, brightness=0.1, contrast=0.1,
                 steps_per_epoch=None, eval_videos=None, eval_frames=None, num_workers=0, seed=0)
 
 
 def build_unet(cfg):
-    return UNet(in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"],
-                head=cfg.get("head", "plain"))
+    model = UNet(in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"],
+                 head=cfg.get("head", "plain"))
+    model.decode = cfg.get("decode", "argmax")  # how lib.label.segment turns scores into ids
+    return model
 
 
 class _SegStep:
@@ -38,19 +41,16 @@ class _SegStep:
 
 @torch.inference_mode()
 def evaluate(model, packed, device, videos=None, frames=None, batch_size=32, return_confusion=False):
-    """Stacked IoU of the model's argmax over the chosen val videos and frames (all by default)."""
+    """Stacked IoU of the model's decoded masks over the chosen val videos and frames (all by default)."""
     model.eval()
     meter = IoUMeter()
     vids = range(len(packed)) if videos is None else videos
     ts = np.arange(packed.frames.shape[1]) if frames is None else np.asarray(frames)
-    amp = device.type == "cuda"
     for v in vids:
         for i in range(0, len(ts), batch_size):
             t = ts[i:i + batch_size]
-            x = data.to_image_tensor(packed.frames[v, t]).to(device)
-            with torch.autocast(device.type, enabled=amp):
-                pred = model(x).argmax(1)
-            meter.update(pred.cpu(), torch.from_numpy(np.asarray(packed.masks[v, t], np.int64)))
+            pred = segment(model, np.asarray(packed.frames[v, t]), device, batch_size)
+            meter.update(pred, np.asarray(packed.masks[v, t]))
     mean, per_class = meter.compute()
     out = {"val_iou": mean, "per_class": per_class}
     if return_confusion:

@@ -22,6 +22,9 @@ batch_size = 16
 lr = 2e-3
 ce = 1.0            # loss weights: cross-entropy + soft Jaccard
 jaccard = 0.5
+head = "plain"      # "factorized": p(object) x p(shape) x p(material) x p(colour), learns faster
+decode = "argmax"   # "vote": each colour blob takes one (shape, material), lib/decode.py
+crop = None         # [h, w]: train on random crops (cheaper steps), None: whole frames
 steps_per_epoch = None   # None: every train frame each epoch
 eval_videos = 40    # val videos scored after each epoch (None: all), the final score uses all val frames
 eval_frames = 6
@@ -37,6 +40,7 @@ import lib.io as io
 import lib.viz as viz
 import lib.widgets as widgets
 from lib.classes import CLASS_NAMES
+from lib.label import segment
 from lib.segmentation import evaluate, most_confused, train_unet
 from lib.train import auto_device
 
@@ -46,7 +50,8 @@ print("device:", dev)
 """),
     ("code", """
 model, history, config = train_unet(
-    data_root, out_dir, device=device, width=width, depth=depth, epochs=epochs, batch_size=batch_size, lr=lr,
+    data_root, out_dir, device=device, width=width, depth=depth, head=head, decode=decode, crop=crop,
+    epochs=epochs, batch_size=batch_size, lr=lr,
     ce=ce, jaccard=jaccard, steps_per_epoch=steps_per_epoch, eval_videos=eval_videos, eval_frames=eval_frames,
     num_workers=num_workers, seed=seed)
 print(f"{config['params']:,} parameters")
@@ -85,10 +90,9 @@ viz.save_figure(fig, "02_unet_confusion", figures_dir)
 """),
     ("md", "## Qualitative: image, true mask, prediction, errors"),
     ("code", """
-from lib.unet import predict
 k = min(4, len(val))
 imgs = np.stack([val.frames[i, 21] for i in range(k)])
-pred = predict(model, data.to_image_tensor(imgs), device=dev).numpy()
+pred = segment(model, imgs, dev)
 fig = viz.comparison_grid(imgs, val.masks[:k, 21], pred, [f"{val.ids[i]} t=21" for i in range(k)])
 viz.save_figure(fig, "02_unet_qualitative", figures_dir)
 """),
@@ -97,7 +101,7 @@ viz.save_figure(fig, "02_unet_qualitative", figures_dir)
 nv = min(6, len(val))
 pairs_vt = [(v, t) for v in range(nv) for t in range(val.frames.shape[1])]
 imgs = np.stack([val.frames[v, t] for v, t in pairs_vt])
-preds = predict(model, data.to_image_tensor(imgs), device=dev).numpy()
+preds = segment(model, imgs, dev)
 trues = np.stack([val.masks[v, t] for v, t in pairs_vt])
 scores = [float((p == t).mean()) for p, t in zip(preds, trues)]
 widgets.compare_viewer(imgs, trues, preds, [f"video_{val.ids[v]:05d} frame {t}" for v, t in pairs_vt],
