@@ -428,3 +428,14 @@ def rollout_figure(preds, trues, video_ids, first_frame=11, panel_size=1.0):
                     ax.set_ylabel(f"{_video_label(video_ids[r])}\n{name}", fontsize=7)
     fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.1)
     return fig
+
+
+def curves(history, panels, figsize=None):
+    """Training curves: one panel per ``(key, ylabel)`` in ``panels``, epoch on the x axis."""
+    ep = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize or (4.5 * len(panels), 3), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        ax.plot(ep, [r.get(key, np.nan) for r in history], "o-")
+        ax.set(xlabel="epoch", ylabel=label)
+    fig.tight_layout()
+    return fig

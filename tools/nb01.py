@@ -13,17 +13,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "notebooks" / "01_explore.ipynb"
 
-INSTALL = '''\
-# On Colab or a fresh kernel: install this repository's package if `lib` is not importable yet.
-try:
-    import lib
-except ImportError:
-    import pathlib, subprocess, sys
-    root = next((p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents] if (p / "pyproject.toml").exists()), None)
-    if root is None:
-        raise SystemExit("Clone the repository first (git clone <repo-url>) and open the notebook from it.")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)], check=True)
-    sys.path.insert(0, str(root))'''
+from tools.nbbuild import SETUP as INSTALL  # the same first cell in every notebook
 
 TITLE = '''\
 # 01 · Exploring the videos and masks

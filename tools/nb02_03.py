@@ -58,11 +58,7 @@ print(f"{config['params']:,} parameters")
 """),
     ("md", "## Training curves"),
     ("code", """
-ep = [r["epoch"] for r in history]
-fig, ax = plt.subplots(1, 2, figsize=(9, 3))
-ax[0].plot(ep, [r["train_loss"] for r in history], "o-"); ax[0].set(xlabel="epoch", ylabel="train loss")
-ax[1].plot(ep, [r["val_iou"] for r in history], "o-"); ax[1].set(xlabel="epoch", ylabel="val IoU (subset)")
-fig.tight_layout()
+fig = viz.curves(history, [("train_loss", "train loss"), ("val_iou", "val IoU (subset)")])
 viz.save_figure(fig, "02_unet_curves", figures_dir)
 """),
     ("md", "## Val IoU over every val frame, per class, and the most confused classes"),

@@ -66,11 +66,7 @@ print(f"{config['params']:,} parameters, {config['windows']:,} training windows 
       f"({config['train_videos']} train + {config['unlabeled_videos']} unlabeled videos)")
 """),
     ("code", """
-ep = [r["epoch"] for r in history]
-fig, ax = plt.subplots(1, 2, figsize=(9, 3))
-ax[0].plot(ep, [r["train_loss"] for r in history], "o-"); ax[0].set(xlabel="epoch", ylabel="train CE (one step)")
-ax[1].plot(ep, [r["val_iou"] for r in history], "o-"); ax[1].set(xlabel="epoch", ylabel="val frame-22 IoU (subset)")
-fig.tight_layout()
+fig = viz.curves(history, [("train_loss", "train CE (one step)"), ("val_iou", "val frame-22 IoU (subset)")])
 viz.save_figure(fig, "04_simvp_curves", figures_dir)
 """),
     ("md", "## Val table: frame-22 IoU on every val video"),
