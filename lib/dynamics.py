@@ -3,7 +3,8 @@
 Each object of a video (a class id, DESIGN.md section 2) becomes a feature vector computed from its track
 over frames 0-10 (lib/objects.py): last clean centroid, recent positions and velocities, size, visibility /
 border / clean patterns, frames since last seen, shape and material one-hot (colour does not matter to
-dynamics), and the displacement a non-learned baseline (friction or constant deceleration) predicts.
+dynamics), and the displacement a non-learned baseline predicts (by default the floor-plane physics
+simulation with collisions of lib/objects.py, ``predict_physics``; also "floor", "decel", "friction").
 ``ObjectDynamics`` encodes each object with an MLP, mixes the objects of a video with 2 layers of
 multi-head self-attention (padding-masked: a video has 1..~8 objects), and predicts per object a RESIDUAL
 (dy, dx) on top of the baseline's displacement and a log-scale residual on top of the size model's scale.
@@ -14,8 +15,8 @@ the displacement of the object's centroid from its reference (last clean) positi
 ratio). Objects not cleanly visible at frame 21 (left the frame, cut by the border, partly hidden) have no
 reliable centroid there: they are masked out of the loss (they are still rendered, clipped at the edges).
 
-    cfg = baseline_config(train_masks)                    # k, decay / decel, size model fitted on train
-    model, history = train_dynamics([train_masks, unlabeled_labels], "runs/x/dynamics", epochs=30, cfg=cfg)
+    cfg = baseline_config(train_masks)                    # size model, k, decel, F, collisions fitted on train
+    model, history = train_dynamics([train_masks, unlabeled_labels], "runs/x/dynamics", epochs=10, cfg=cfg)
     pred22 = predict_split_learned(model, val_inputs)     # (N, H, W) uint8
     final = combine(pred22, simvp_pred, simvp_conf, mode="fill")
 """
@@ -42,7 +43,7 @@ TARGET_UNIT = 10.0  # px: the residual the model predicts
 N_FEATURES = 2 + 4 + RECENT * 5 + 3 * 3 + 2 + 4 + 4 + 3 * N_IN + len(SHAPES) + len(MATERIALS) + 1 + 5 + 2
 
 DEFAULT_CFG = {"baseline": "physics", "k": 2, "decay": 0.95, "decel": 0.25, "size_b": 0.0, "F": 350.0,
-               "restitution": 0.3, "radius_scale": 1.15, "mass_ratio": 2.0, "min_area": 1,
+               "restitution": 0.3, "radius_scale": 1.15, "mass_ratio": 2.0, "min_area": 1, "denoise": False,
                "area_ratio": 0.75, "d": 64, "heads": 4, "layers": 2, "dropout": 0.1}
 
 
@@ -58,7 +59,8 @@ def baseline_config(train_masks, n_videos=100, baseline="physics", seed=0, **ove
         r = O.fit_floor(train_masks, n_videos=n_videos, size_b=cfg["size_b"], seed=seed)
         cfg.update(k=r["k"], decel=r["decel"], F=r["F"])
         if baseline == "physics" and r["F"]:
-            r = O.fit_physics(train_masks, cfg["k"], cfg["decel"], cfg["F"], cfg["size_b"], n_videos=n_videos, seed=seed)
+            r = O.fit_physics(train_masks, cfg["k"], cfg["decel"], cfg["F"], cfg["size_b"], n_videos=n_videos,
+                              seed=seed)
             cfg.update(restitution=r["restitution"], radius_scale=r["radius_scale"], mass_ratio=r["mass_ratio"])
     elif baseline == "friction":
         r = O.fit_k_and_decay(train_masks, n_videos=n_videos, size_b=cfg["size_b"], seed=seed)
@@ -140,7 +142,7 @@ def video_objects(masks, cfg, with_target=False):
     masks = np.asarray(masks)
     h, w = masks.shape[1:]
     inp = masks[:N_IN]
-    tr = O.tracks(inp, cfg["min_area"], cfg["area_ratio"], cfg["size_b"])
+    tr = O.tracks(inp, cfg["min_area"], cfg["area_ratio"], cfg["size_b"], cfg.get("denoise", False))
     preds = baseline_predictions(tr, cfg, (h, w))
     cids = sorted(preds)
     item = {"cids": cids, "preds": preds}
@@ -315,7 +317,7 @@ def predict_split_learned(model, masks, device=None, batch_size=64, progress=Tru
             if not use_scale:
                 for p in preds.values():
                     p.scale = 1.0
-            out[s + j] = O.render(v, preds)
+            out[s + j] = O.render(v, preds, denoise=cfg.get("denoise", False))
         bar.update(len(vids))
     bar.close()
     return out
@@ -340,7 +342,8 @@ def train_dynamics(train_sets, out_dir, epochs=10, cfg=None, batch_size=32, lr=5
     baseline settings are fitted on it (unless ``cfg`` gives them, e.g. from ``baseline_config``) and
     ``heldout`` of its videos (a seeded random subset) are kept out of training to compute ``val_iou``
     (frame-22 IoU of the rendered predictions) after each epoch; that is the monitored metric (the val split
-    is never used; at most a fifth of the videos are held out). The other sets (e.g. U-Net labels of unlabeled videos) only add training videos.
+    is never used; at most a fifth of the videos are held out). The other sets (e.g. U-Net labels of
+    unlabeled videos) only add training videos. ``flip``: add left-right mirrored copies.
     Checkpoints ``best.pt`` / ``last.pt`` and logs go to ``out_dir`` (resumable, see lib/train.py).
     """
     device = auto_device(device)
@@ -405,6 +408,10 @@ class _Rows:
 
     def __len__(self):
         return len(self.rows)
+
+    @property
+    def shape(self):
+        return (len(self.rows), *self.arr.shape[1:])
 
     def __getitem__(self, i):
         if isinstance(i, tuple):

@@ -9,6 +9,18 @@ last clean mask at its predicted place, far objects first.
     preds = predict_friction(tr, k=3, decay=0.95)   # {cid: ObjectPrediction}
     mask22 = render(masks[:11], preds)              # (160, 240) uint8
     mask22 = predict_video(masks[:11], method="friction", k=3, decay=0.95)
+    fl = fit_floor(train.masks); ph = fit_physics(train.masks, fl["k"], fl["decel"], fl["F"], fl["size_b"])
+    mask22 = predict_video(masks[:11], "physics", k=fl["k"], decel=fl["decel"], F=fl["F"], size_b=fl["size_b"],
+                           restitution=ph["restitution"], radius_scale=ph["radius_scale"], mass_ratio=ph["mass_ratio"])
+
+Motion models (all predict each object's displacement from its reference frame to frame 21):
+- "cv": constant velocity; "friction": speed decays geometrically (``decay`` per frame);
+- "decel": constant deceleration in image pixels (Coulomb friction: the speed drops linearly, then 0);
+- "floor": constant deceleration on the floor plane (``FloorCamera``: image points mapped to the floor
+  through the perspective that the size model measures, so motion towards the camera speeds up in pixels);
+- "physics": "floor" plus collisions: the objects are discs on the floor plane in a tiny 2-D simulation.
+On the embedded dataset (val, true-mask inputs) these score about cv 0.37, friction 0.53, decel 0.55,
+floor 0.60, physics 0.67 (copy frame 11: 0.25); see scripts/eval_objects.py.
 
 Clean frames (what velocities and the rendered mask are taken from). A frame of an object is *clean* when
 - the object is visible (area >= ``min_area``);
@@ -639,7 +651,8 @@ def fit_decel(train_masks, ks=(2, 3), decels=(0.1, 0.15, 0.2, 0.25, 0.3), Fs=(No
     predicts in image pixels, a number on the floor plane (``FloorCamera(size_b, F=F)``, needs size_b > 0).
     Returns {"k", "decel", "F", "iou", "grid"}."""
     idx = _subset(len(train_masks), n_videos, seed)
-    cams = {F: (None if F is None else FloorCamera(size_b, train_masks.shape[-1], train_masks.shape[-2], F)) for F in Fs}
+    h, w = train_masks.shape[-2:]
+    cams = {F: (None if F is None else FloorCamera(size_b, w, h, F)) for F in Fs}
     cms = {(k, a, F): 0 for k in ks for a in decels for F in Fs}
     for i in tqdm(idx, desc="fit decel", disable=not progress, unit="video"):
         m = np.asarray(train_masks[i])

@@ -1,0 +1,135 @@
+"""The learned object dynamics model: features, padding, training, combination (tiny, fast)."""
+import numpy as np
+import pytest
+import torch
+
+from lib import dynamics as D
+from lib import objects as O
+
+H, W = 160, 240
+CFG = dict(D.DEFAULT_CFG, baseline="decel", k=2, decel=0.3, size_b=0.0)  # decel too strong: residual to learn
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread is ~100x faster than several contending for a busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def video(objs, t_len=22):
+    """objs: list of (cid, y, x, vy, vx, size) moving at constant velocity."""
+    m = np.zeros((t_len, H, W), np.uint8)
+    for t in range(t_len):
+        for cid, y, x, vy, vx, s in objs:
+            y0, x0 = int(round(y + vy * t)), int(round(x + vx * t))
+            m[t, max(y0, 0):max(y0 + s, 0), max(x0, 0):max(x0 + s, 0)] = cid
+    return m
+
+
+def random_videos(n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        cids = rng.choice(np.arange(1, 49), rng.integers(1, 4), replace=False)
+        objs = [(int(c), int(rng.integers(20, 120)), int(rng.integers(60, 160)), int(rng.integers(-1, 2)),
+                 int(rng.integers(-3, 4)), int(rng.integers(8, 14))) for c in cids]
+        out.append(video(objs))
+    return np.stack(out)
+
+
+def test_features_and_targets():
+    v = video([(5, 40, 60, 0, 3, 10), (40, 100, 150, 1, -2, 12)])
+    item = D.video_objects(v, CFG, with_target=True)
+    assert item["cids"] == [5, 40]
+    assert item["feats"].shape == (2, D.N_FEATURES) and np.isfinite(item["feats"]).all()
+    assert item["tmask"].all()
+    # target = true displacement - baseline displacement
+    true_disp = np.array([0, 33.0])
+    np.testing.assert_allclose(item["target"][0, :2], true_disp - item["base"][0], atol=1e-4)
+    # a video's 11 input frames give the same features without targets
+    item11 = D.video_objects(v[:11], CFG)
+    np.testing.assert_array_equal(item11["feats"], item["feats"])
+
+
+def test_padding_does_not_change_real_objects():
+    torch.manual_seed(0)
+    model = D.ObjectDynamics(d=32, cfg=CFG)
+    for p in model.head[-1].parameters():  # non-zero outputs
+        torch.nn.init.normal_(p, std=0.1)
+    model.eval()
+    a = D.video_objects(video([(5, 40, 60, 0, 3, 10)]), CFG, True)
+    b = D.video_objects(video([(7, 40, 60, 0, 3, 10), (9, 90, 120, 1, 1, 12), (30, 20, 200, 0, -2, 9)]), CFG, True)
+    batch = D.collate([D._tensors(a), D._tensors(b)])
+    assert batch["feats"].shape == (2, 3, D.N_FEATURES) and batch["pad"].tolist() == [[False, True, True], [False] * 3]
+    with torch.no_grad():
+        disp, scale, res = model(batch["feats"], batch["pad"], batch["base"], batch["base_scale"])
+        alone = D.collate([D._tensors(a)])
+        disp_a, scale_a, _ = model(alone["feats"], alone["pad"], alone["base"], alone["base_scale"])
+    assert disp.shape == (2, 3, 2) and scale.shape == (2, 3) and res.shape == (2, 3, 3)
+    torch.testing.assert_close(disp[0, :1], disp_a[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(scale[0, :1], scale_a[0], atol=1e-5, rtol=1e-5)
+    # garbage in the padded slots changes nothing either
+    batch["feats"][0, 1:] = 100.0
+    with torch.no_grad():
+        disp2, _, _ = model(batch["feats"], batch["pad"], batch["base"], batch["base_scale"])
+    torch.testing.assert_close(disp2[0, :1], disp_a[0], atol=1e-5, rtol=1e-5)
+
+
+def test_untrained_model_is_the_baseline():
+    v = random_videos(3, seed=1)
+    model = D.ObjectDynamics(d=16, cfg=CFG)
+    pred = D.predict_split_learned(model, v, device="cpu", progress=False)
+    base = np.stack([O.predict_video(x, "decel", k=2, decel=0.3) for x in v])
+    np.testing.assert_array_equal(pred, base)
+
+
+def test_tiny_training_lowers_the_loss(tmp_path):
+    vids = random_videos(24)
+    torch.manual_seed(0)
+    items = D.build_dataset(vids, CFG, flip=True, progress=False)
+    assert len(items) == 48
+    batch = D.collate(items)
+    model = D.ObjectDynamics(d=32, cfg=CFG)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = D.dynamics_loss(model, batch, "cpu").item()
+    for _ in range(60):
+        loss = D.dynamics_loss(model, batch, "cpu")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+    # the whole training function: checkpoints, history, held-out IoU, a reloadable model
+    model, hist = D.train_dynamics([vids], tmp_path / "dyn", epochs=2, cfg=CFG, batch_size=8, heldout=4,
+                                   progress=False, device="cpu", flip=False)
+    assert len(hist) == 2 and 0 <= hist[-1]["val_iou"] <= 1 and "baseline_iou" in hist[-1]
+    again = D.load_dynamics(tmp_path / "dyn" / "best.pt")
+    assert again.cfg["decel"] == 0.3
+    out = D.predict_split_learned(again, vids[:2], device="cpu", progress=False)
+    assert out.shape == (2, H, W) and out.dtype == np.uint8
+
+
+def test_train_dynamics_fits_its_baseline(tmp_path):
+    rng = np.random.default_rng(3)
+    vids = np.stack([video([(int(c), int(rng.integers(20, 110)), 60, 2, int(rng.integers(1, 4)), 12)])
+                     for c in rng.choice(np.arange(1, 49), 10, replace=False)])
+    model, hist = D.train_dynamics([vids], tmp_path / "d", epochs=1, batch_size=4, heldout=2, progress=False,
+                                   device="cpu", flip=False, n_fit_videos=8)
+    assert model.cfg["baseline"] == "physics" and model.cfg["size_b"] >= 0 and len(hist) == 1
+
+
+def test_combine_modes():
+    obj = np.array([[0, 5], [7, 0]], np.uint8)
+    sim = np.array([[3, 6], [0, 9]], np.uint8)
+    conf = np.array([[0.95, 0.99], [0.5, 0.2]])
+    np.testing.assert_array_equal(D.combine(obj, sim), [[3, 5], [7, 9]])
+    np.testing.assert_array_equal(D.combine(obj, sim, known_ids={3, 5, 7}), [[3, 5], [7, 0]])
+    np.testing.assert_array_equal(D.combine(obj, sim, conf, mode="confident"), [[3, 6], [7, 0]])
+    np.testing.assert_array_equal(D.combine(obj, sim, conf, mode="fill_confident"), [[3, 5], [7, 0]])
+    batch = D.combine(np.stack([obj, obj]), np.stack([sim, sim]), known_ids=[{3}, {9}])
+    np.testing.assert_array_equal(batch, [[[3, 5], [7, 0]], [[0, 5], [7, 9]]])
+    with pytest.raises(ValueError):
+        D.combine(obj, sim, mode="confident")
