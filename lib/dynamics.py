@@ -462,3 +462,28 @@ def combine(objects_pred, simvp_pred, simvp_conf=None, mode="fill", threshold=0.
         take = fill & conf
     out[take] = sim[take]
     return out
+
+
+# -------------------------------------------------------------------------------------------- selection
+def save_selection(path, name, kwargs=None, checkpoint=None, min_area=1, denoise=False):
+    """Record the object predictor notebook 06 chose (a non-learned method's kwargs, or a checkpoint)."""
+    from .io import save_json
+
+    save_json(path, {"name": name, "kwargs": kwargs or {}, "checkpoint": None if checkpoint is None else str(checkpoint),
+                     "min_area": min_area, "denoise": denoise})
+
+
+def load_predictor(path):
+    """(name, function masks (N, >=11, H, W) -> (N, H, W) uint8) from a ``save_selection`` file."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no object predictor chosen yet; run notebook 06 (objects) first")
+    sel = json.loads(path.read_text())
+    if sel["checkpoint"]:
+        model = load_dynamics(sel["checkpoint"])
+        model.cfg.update(min_area=sel["min_area"], denoise=sel["denoise"])
+        return sel["name"], lambda m: predict_split_learned(model, m, device="cpu", progress=False)
+    kw = dict(sel["kwargs"], min_area=sel["min_area"], denoise=sel["denoise"])
+    return sel["name"], lambda m: O.predict_split(m, progress=False, **kw)

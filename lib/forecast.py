@@ -22,8 +22,8 @@ from .metrics import jaccard
 from .simvp import MaskSimVP, rollout
 from .train import auto_device, epoch_loader, fit, load_checkpoint, unwrap
 
-MODEL_KEYS = ("embed_dim", "hid_S", "hid_T", "N_S", "N_T", "down", "mlp_ratio", "drop_path", "backend")
-DEFAULTS = dict(embed_dim=8, hid_S=16, hid_T=128, N_S=2, N_T=4, down=2, mlp_ratio=4.0, drop_path=0.0,
+MODEL_KEYS = ("embed_dim", "hid_S", "hid_T", "N_S", "N_T", "down", "mlp_ratio", "drop_path", "backend", "copy_prior")
+DEFAULTS = dict(embed_dim=8, hid_S=16, hid_T=128, N_S=2, N_T=4, down=2, mlp_ratio=4.0, drop_path=0.0, copy_prior=False,
                 backend="lib", epochs=4, batch_size=16, lr=1e-3, weight_decay=0.0, flip=0.5, use_unlabeled=True,
                 steps_per_epoch=None, eval_videos=None, num_workers=0, seed=0)
 FT_DEFAULTS = dict(epochs=3, batch_size=8, lr=1e-4, max_rollout=5, p_rate=5.0, ce=1.0, jaccard=0.0, lovasz=0.0,
@@ -31,7 +31,7 @@ FT_DEFAULTS = dict(epochs=3, batch_size=8, lr=1e-4, max_rollout=5, p_rate=5.0, c
 
 
 def build_simvp(cfg):
-    return MaskSimVP(num_classes=49, in_len=data.N_INPUT, **{k: cfg[k] for k in MODEL_KEYS})
+    return MaskSimVP(num_classes=49, in_len=data.N_INPUT, **{k: cfg[k] for k in MODEL_KEYS if k in cfg})
 
 
 def load_simvp_checkpoint(path, device=None):

@@ -394,13 +394,13 @@ class MaskSimVP(nn.Module):
     """
 
     def __init__(self, num_classes=NUM_CLASSES, embed_dim=8, in_len=11, hid_S=64, hid_T=512, N_S=4, N_T=8,
-                 down=1, mlp_ratio=8.0, drop_path=0.0, backend="lib", frame_size=(160, 240)):
+                 down=1, mlp_ratio=8.0, drop_path=0.0, backend="lib", frame_size=(160, 240), copy_prior=False):
         super().__init__()
         if down not in (1, 2):
             raise ValueError(f"down must be 1 or 2, not {down!r}")
         self.config = dict(num_classes=num_classes, embed_dim=embed_dim, in_len=in_len, hid_S=hid_S,
                            hid_T=hid_T, N_S=N_S, N_T=N_T, down=down, mlp_ratio=mlp_ratio, drop_path=drop_path,
-                           backend=backend, frame_size=tuple(frame_size))
+                           backend=backend, frame_size=tuple(frame_size), copy_prior=copy_prior)
         self.num_classes, self.in_len, self.down = num_classes, in_len, down
         self.multiple = down * 2 ** (N_S // 2)
         h, w = (int(s) // down for s in frame_size)
@@ -409,6 +409,10 @@ class MaskSimVP(nn.Module):
             in_shape=(in_len, embed_dim, h, w), hid_S=hid_S, hid_T=hid_T, N_S=N_S, N_T=N_T, model_type="gSTA",
             mlp_ratio=mlp_ratio, drop=0.0, drop_path=drop_path)
         self.head = nn.Conv2d(embed_dim, num_classes, 1)
+        # copy_prior: logits += prior_scale * one_hot(last input frame), so that an untrained model already
+        # predicts "nothing moves" (the copy-frame-11 baseline) and training only has to learn the motion.
+        # Worth it where compute is short (the cpu profile); the reference recipe leaves it off.
+        self.prior_scale = nn.Parameter(torch.tensor(4.0)) if copy_prior else None
 
     def simvp_config(self):
         """Arguments that build the inner module as a plain ``SimVP`` / OpenSTL ``SimVP_Model``."""
@@ -432,7 +436,10 @@ class MaskSimVP(nn.Module):
         y = self.simvp(x.reshape(B, T, *x.shape[1:]))[:, -1]  # last output frame = next-frame features
         if self.down == 2:
             y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
-        return self.head(y[..., :H, :W])
+        logits = self.head(y[..., :H, :W])
+        if self.prior_scale is not None:
+            logits = logits + self.prior_scale * F.one_hot(masks[:, -1].long(), self.num_classes).permute(0, 3, 1, 2)
+        return logits
 
 
 def rollout(model, masks, steps, return_all=False):

@@ -133,3 +133,18 @@ def test_combine_modes():
     np.testing.assert_array_equal(batch, [[[3, 5], [7, 0]], [[0, 5], [7, 9]]])
     with pytest.raises(ValueError):
         D.combine(obj, sim, mode="confident")
+
+
+def test_selection_round_trip(tmp_path):
+    from lib import objects as O
+    from lib.dynamics import load_predictor, save_selection
+
+    masks = np.zeros((2, 11, 40, 60), np.uint8)
+    for t in range(11):
+        masks[:, t, 10:20, 5 + 2 * t:15 + 2 * t] = 7
+    save_selection(tmp_path / "sel.json", "constant velocity", {"method": "cv", "k": 2})
+    name, predict = load_predictor(tmp_path / "sel.json")
+    assert name == "constant velocity"
+    np.testing.assert_array_equal(predict(masks), O.predict_split(masks, method="cv", k=2, progress=False))
+    with pytest.raises(FileNotFoundError, match="notebook 06"):
+        load_predictor(tmp_path / "missing.json")

@@ -165,15 +165,30 @@ def test_notebooks_04_05_simvp_and_finetune(smoke_run):
     assert (tmp / "figures" / "05_schedule.png").is_file()
 
 
-def test_notebook_06_submission_contract(smoke_run):
+def test_notebook_06_objects(smoke_run):
+    import json
+
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m = metrics(run, "06_objects")
+    assert {"constant velocity", "constant velocity + friction", "physics (floor + collisions)"} <= set(m["val_table"])
+    assert any(k.startswith("learned") for k in m["val_table"])
+    assert json.loads((run / "objects" / "selected.json").read_text())["name"] == m["chosen"]
+    for name in ("06_trajectories", "06_objects_failures"):
+        assert (tmp / "figures" / f"{name}.png").is_file()
+
+
+def test_notebook_07_submission_contract(smoke_run):
     import torch
     from lib.pipeline import check_submission
 
     tmp, _ = smoke_run
-    m = metrics(tmp / "run", "06_predict_hidden")
+    m = metrics(tmp / "run", "07_predict_hidden")
     smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
     sub = torch.load(m["submission"], weights_only=True)
     check_submission(sub, smoke["n_hidden"])
     assert sub["ids"].tolist() == [15000 + i for i in range(smoke["n_hidden"])]
     assert 0.0 <= m["hidden_iou"] <= 1.0
-    assert {"copy frame 11 (U-Net mask)", "SimVP fine-tuned (notebook 05)", "U-Net on true frame 22 (ceiling)"} <= set(m["val_table"])
+    assert {"copy frame 11 (U-Net mask)", "SimVP fine-tuned (notebook 05)", "U-Net on true frame 22 (ceiling)",
+            "combined: objects + SimVP fill"} <= set(m["val_table"])
+    assert m["predictor"] in ("simvp", "objects", "combined")

@@ -364,3 +364,17 @@ def test_count_flops():
     m = MaskSimVP(embed_dim=4, in_len=3, hid_S=4, hid_T=8, N_S=2, N_T=2, mlp_ratio=2.0)
     x = torch.randint(0, NUM_CLASSES, (1, 3, 16, 16))
     assert count_flops(m, torch.cat([x, x])) == 2 * count_flops(m, x) > 0
+
+
+def test_copy_prior_starts_from_copying_the_last_frame():
+    torch.manual_seed(0)
+    m = MaskSimVP(embed_dim=4, hid_S=4, hid_T=8, N_S=2, N_T=2, down=2, mlp_ratio=2.0, frame_size=(32, 48),
+                  copy_prior=True).eval()
+    with torch.no_grad():
+        m.head.weight.mul_(0.01)
+        m.head.bias.zero_()
+    x = torch.randint(0, 49, (2, 11, 32, 48))
+    with torch.no_grad():
+        assert torch.equal(m(x).argmax(1), x[:, -1])
+    assert "prior_scale" in dict(m.named_parameters())
+    assert "prior_scale" not in dict(MaskSimVP(embed_dim=4, hid_S=4, hid_T=8, N_S=2, N_T=2, frame_size=(32, 48)).named_parameters())

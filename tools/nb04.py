@@ -26,6 +26,7 @@ N_S = 2
 N_T = 4
 down = 2            # 2: SimVP works at 80x120 (cheap), 1: full 160x240 as in the reference
 mlp_ratio = 4.0
+copy_prior = False  # True: logits start from the last input frame (copy), training learns the motion
 epochs = 4
 batch_size = 16
 lr = 0.001
@@ -59,7 +60,7 @@ print("device:", dev)
     ("code", """
 model, history, config = train_simvp(
     data_root, labels_dir, out_dir, device=device, backend=backend, embed_dim=embed_dim, hid_S=hid_S, hid_T=hid_T,
-    N_S=N_S, N_T=N_T, down=down, mlp_ratio=mlp_ratio, epochs=epochs, batch_size=batch_size, lr=lr, flip=flip,
+    N_S=N_S, N_T=N_T, down=down, mlp_ratio=mlp_ratio, copy_prior=copy_prior, epochs=epochs, batch_size=batch_size, lr=lr, flip=flip,
     use_unlabeled=use_unlabeled, steps_per_epoch=steps_per_epoch, eval_videos=eval_videos,
     num_workers=num_workers, seed=seed)
 print(f"{config['params']:,} parameters, {config['windows']:,} training windows "

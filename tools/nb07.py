@@ -1,11 +1,14 @@
 from tools.nbbuild import build
 
-build("notebooks/06_predict_hidden.ipynb", [
+build("notebooks/07_predict_hidden.ipynb", [
     ("md", """
-# 06 · The full pipeline, its results table, and the hidden-set submission
+# 07 · The full pipeline, its results table, and the hidden-set submission
 
-From raw frames 0-10 of any split: **U-Net** masks (notebook 02) -> **SimVP** rollout of 11 steps
-(fine-tuned in notebook 05) -> optional **new-object suppression** -> the frame-22 mask.
+From raw frames 0-10 of any split: **U-Net** masks (notebook 02) -> a predictor -> the frame-22 mask.
+`predictor` picks it: `simvp` (11-step rollout of the SimVP fine-tuned in notebook 05, with optional
+**new-object suppression**), `objects` (the object-centric predictor chosen in notebook 06), `combined`
+(the object prediction, with SimVP's objects where the object renderer left background), or `auto` (the
+best of the three on val).
 
 On val it builds the results table of every stage against the true frame 22; on hidden it writes the
 submission: `torch.save({"masks": uint8 (N, 160, 240), "ids": int64 (N,)})`, videos in numeric order of
@@ -18,7 +21,8 @@ data_root = "data/embedded"
 run_dir = "runs/interactive"
 figures_dir = "figures"
 seed = 0
-postprocess = "auto"   # "auto": on only if it helps on val, "on", "off"
+predictor = "auto"     # "simvp", "objects", "combined", or "auto": the best on val
+postprocess = "auto"   # SimVP output: "auto": on only if it helps on val, "on", "off"
 min_blob = 100         # post-processing: blobs under this many pixels become background
 submission = "submission.pt"   # written in run_dir
 device = None
@@ -33,6 +37,7 @@ import lib.io as io
 import lib.viz as viz
 import lib.widgets as widgets
 from lib.classes import CLASS_NAMES
+from lib.dynamics import combine, load_predictor
 from lib.forecast import load_simvp_checkpoint, predict_frame22
 from lib.label import segment
 from lib.metrics import jaccard, per_video_iou
@@ -45,7 +50,8 @@ dev = next(unet.parameters()).device
 simvp, _ = load_simvp_checkpoint(io.run_path(run_dir, "simvp", "best.pt"), dev)
 ft_path = io.load_metrics(run_dir, "05_finetune")["checkpoint"]
 finetuned, _ = load_simvp_checkpoint(ft_path, dev)
-print("U-Net, SimVP and", ft_path, "on", dev)
+obj_name, predict_objects = load_predictor(io.run_path(run_dir, "objects", "selected.json"))
+print("U-Net, SimVP,", ft_path, "and the object predictor", repr(obj_name), "on", dev)
 """),
     ("md", "## Val: every stage against the true frame 22"),
     ("code", """
@@ -55,28 +61,37 @@ pred_ft, masks_in = predict_from_frames(unet, finetuned, val.frames, dev)   # fr
 pred_simvp = predict_frame22(simvp, masks_in, dev)
 pred_pp = suppress_batch(pred_ft, masks_in, min_blob=min_blob)
 ceiling = segment(unet, np.asarray(val.frames[:, 21]), dev)
+use_pp = postprocess == "on" or (postprocess == "auto" and jaccard(pred_pp, true22)[0] > jaccard(pred_ft, true22)[0])
+pred_sim = pred_pp if use_pp else pred_ft
+pred_obj = predict_objects(masks_in)
+pred_comb = combine(pred_obj, pred_sim, mode="fill", known_ids=[np.unique(m) for m in masks_in])
 rows = {
     "copy frame 11 (true mask)": np.asarray(val.masks[:, 10]),
     "copy frame 11 (U-Net mask)": masks_in[:, 10],
     "SimVP (notebook 04)": pred_simvp,
     "SimVP fine-tuned (notebook 05)": pred_ft,
     "fine-tuned + post-processing": pred_pp,
+    f"objects: {obj_name} (notebook 06)": pred_obj,
+    "combined: objects + SimVP fill": pred_comb,
     "U-Net on true frame 22 (ceiling)": ceiling,
 }
 table = {k: jaccard(v, true22)[0] for k, v in rows.items()}
-use_pp = postprocess == "on" or (postprocess == "auto" and table["fine-tuned + post-processing"] > table["SimVP fine-tuned (notebook 05)"])
-final_name = "fine-tuned + post-processing" if use_pp else "SimVP fine-tuned (notebook 05)"
+candidates = {"simvp": "fine-tuned + post-processing" if use_pp else "SimVP fine-tuned (notebook 05)",
+              "objects": f"objects: {obj_name} (notebook 06)", "combined": "combined: objects + SimVP fill"}
+chosen = max(candidates, key=lambda c: table[candidates[c]]) if predictor == "auto" else predictor
+final_name = candidates[chosen]
 final = rows[final_name]
 base, top = table["copy frame 11 (U-Net mask)"], table["U-Net on true frame 22 (ceiling)"]
 gap_closed = (table[final_name] - base) / (top - base) if top > base else float("nan")
 for k, v in table.items():
     print(f"{k:34s} {v:.4f}" + ("   <- pipeline" if k == final_name else ""))
-print(f"post-processing: {'on' if use_pp else 'off'} ({postprocess});  gap closed (copy-11 U-Net -> ceiling): {gap_closed:.1%}")
+print(f"predictor: {chosen} ({predictor}); SimVP post-processing: {'on' if use_pp else 'off'} ({postprocess}); "
+      f"gap closed (copy-11 U-Net -> ceiling): {gap_closed:.1%}")
 """),
     ("code", """
 iou, per_class = jaccard(final, true22)
 fig = viz.class_frequency_plot(np.nan_to_num(per_class), title=f"Per-class frame-22 IoU, full pipeline (val, {iou:.3f})", ylabel="IoU")
-viz.save_figure(fig, "06_per_class_iou", figures_dir)
+viz.save_figure(fig, "07_per_class_iou", figures_dir)
 """),
     ("md", "## Best and worst videos"),
     ("code", """
@@ -84,7 +99,7 @@ scores = per_video_iou(final, true22)
 order = np.argsort(scores)
 pick = np.concatenate([order[-3:][::-1], order[:3]]) if len(order) >= 6 else order
 fig = viz.comparison_grid(np.asarray(val.frames[pick, 21]), true22[pick], final[pick], val.ids[pick], scores=scores[pick])
-viz.save_figure(fig, "06_best_and_worst", figures_dir)
+viz.save_figure(fig, "07_best_and_worst", figures_dir)
 """),
     ("code", """
 widgets.compare_viewer(np.asarray(val.frames[:, 21]), true22, final, val.ids, order="worst", scores=scores)
@@ -93,6 +108,9 @@ widgets.compare_viewer(np.asarray(val.frames[:, 21]), true22, final, val.ids, or
     ("code", """
 hidden = data.load_split(data_root, "hidden")
 pred_h, masks_h = predict_from_frames(unet, finetuned, hidden.frames, dev, postprocess={"min_blob": min_blob} if use_pp else None)
+if chosen != "simvp":
+    obj_h = predict_objects(masks_h)
+    pred_h = obj_h if chosen == "objects" else combine(obj_h, pred_h, mode="fill", known_ids=[np.unique(m) for m in masks_h])
 path = save_submission(io.run_path(run_dir, submission), hidden.ids, pred_h)
 sub = load_submission(path)
 check_submission(sub, len(hidden))
@@ -102,8 +120,9 @@ if hidden_score is not None:
     print(f"hidden IoU against hidden_answers.npz: {hidden_score[0]:.4f}")
 """),
     ("code", """
-io.save_metrics(run_dir, "06_predict_hidden", {
-    "val_table": table, "pipeline": final_name, "postprocess": bool(use_pp), "gap_closed": gap_closed,
+io.save_metrics(run_dir, "07_predict_hidden", {
+    "val_table": table, "predictor": chosen, "pipeline": final_name, "postprocess": bool(use_pp),
+    "gap_closed": gap_closed,
     "per_class_iou": {CLASS_NAMES[i]: float(v) for i, v in enumerate(per_class) if v == v},
     "submission": str(path), "hidden_videos": len(hidden),
     "hidden_iou": None if hidden_score is None else hidden_score[0],
