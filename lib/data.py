@@ -321,19 +321,6 @@ class FrameDataset(torch.utils.data.Dataset):
         return image, mask
 
 
-class MaskDataset(torch.utils.data.Dataset):
-    """Whole mask videos (T, H, W) int64 from a (N, T, H, W) array (true or U-Net masks)."""
-
-    def __init__(self, masks):
-        self.masks = masks
-
-    def __len__(self):
-        return len(self.masks)
-
-    def __getitem__(self, i):
-        return torch.from_numpy(np.asarray(self.masks[i], np.int64))
-
-
 class WindowDataset(torch.utils.data.Dataset):
     """Sliding windows over mask videos (N, T, H, W): ``in_len`` frames in, the next ``out_len`` frames out,
     as int64 tensors. With 22 frames, in_len=11 and out_len=1 there are 11 windows a video.

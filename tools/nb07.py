@@ -58,7 +58,8 @@ print("U-Net, SimVP,", ft_path, "and the object predictor", repr(obj_name), "on"
 val = data.load_split(data_root, "val")
 true22 = np.asarray(val.masks[:, 21])
 pred_ft, masks_in = predict_from_frames(unet, finetuned, val.frames, dev)   # from raw frames 0-10
-pred_simvp = predict_frame22(simvp, masks_in, dev)
+same = ft_path == str(io.run_path(run_dir, "simvp", "best.pt"))  # notebook 05 kept notebook 04's model
+pred_simvp = pred_ft if same else predict_frame22(simvp, masks_in, dev)
 pred_pp = suppress_batch(pred_ft, masks_in, min_blob=min_blob)
 ceiling = segment(unet, np.asarray(val.frames[:, 21]), dev)
 use_pp = postprocess == "on" or (postprocess == "auto" and jaccard(pred_pp, true22)[0] > jaccard(pred_ft, true22)[0])
