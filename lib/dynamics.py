@@ -464,6 +464,32 @@ def combine(objects_pred, simvp_pred, simvp_conf=None, mode="fill", threshold=0.
     return out
 
 
+def choose_threshold(objects_pred, simvp_pred, simvp_conf, true, known_ids, thresholds=(0.5, 0.7, 0.9, 0.95, 0.99, 1.0),
+                     folds=2, seed=0):
+    """The confidence threshold of ``combine(mode="fill_confident")``, chosen on labelled videos (val).
+
+    Returns (threshold best on all videos, for new videos; the cross-validated prediction: the videos are split
+    into ``folds`` parts and each part is combined with the threshold best on the others, so the IoU of that
+    prediction is an honest estimate of the combination, not one tuned on the videos it is scored on).
+    Threshold 1.0 never takes SimVP's pixels (the object prediction alone)."""
+    from .metrics import jaccard
+
+    obj, sim, conf, true = (np.asarray(a) for a in (objects_pred, simvp_pred, simvp_conf, true))
+
+    def best(idx):
+        return max(thresholds, key=lambda t: jaccard(combine(obj[idx], sim[idx], conf[idx], "fill_confident", t,
+                                                             [known_ids[i] for i in idx]), true[idx])[0])
+
+    n = len(obj)
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
+    cv = np.empty_like(obj)
+    for k, part in enumerate(parts):
+        rest = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
+        t = best(rest)
+        cv[part] = combine(obj[part], sim[part], conf[part], "fill_confident", t, [known_ids[i] for i in part])
+    return best(np.arange(n)), cv
+
+
 # -------------------------------------------------------------------------------------------- selection
 def save_selection(path, name, kwargs=None, checkpoint=None, min_area=1, denoise=False):
     """Record the object predictor notebook 06 chose (a non-learned method's kwargs, or a checkpoint)."""

@@ -94,23 +94,30 @@ class ScheduledSampling:
         window = clip[:, :n_in]
         if k > 1 and float(torch.rand(())) < self.p:
             with torch.no_grad():
-                for _ in range(k - 1):
-                    window = torch.cat([window[:, 1:], model(window).argmax(1, keepdim=True)], 1)
+                window = torch.cat([window[:, k - 1:], rollout(model, window, k - 1, return_all=True)], 1)
         else:
             window = clip[:, k - 1:k - 1 + n_in]
         return self.loss(model(window).float(), clip[:, n_in + k - 1])
 
 
 @torch.inference_mode()
-def predict_frame22(model, inputs, device, batch_size=16, steps=11):
-    """Frame-22 masks (N, H, W) uint8 by rolling the model out 11 steps from masks of frames 0-10."""
+def predict_frame22(model, inputs, device, batch_size=16, steps=11, return_conf=False):
+    """Frame-22 masks (N, H, W) uint8 by rolling the model out 11 steps from masks of frames 0-10; with
+    ``return_conf`` also the model's confidence in them (max softmax probability of the last step, float16)."""
     model.eval()
     out = np.empty((len(inputs), *inputs.shape[2:]), np.uint8)
+    conf = np.empty(out.shape, np.float16) if return_conf else None
     for i in range(0, len(inputs), batch_size):
         x = torch.from_numpy(np.asarray(inputs[i:i + batch_size, -data.N_INPUT:], np.int64)).to(device)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
-            out[i:i + batch_size] = rollout(model, x, steps).to(torch.uint8).cpu().numpy()
-    return out
+            if not return_conf:
+                out[i:i + batch_size] = rollout(model, x, steps).to(torch.uint8).cpu().numpy()
+                continue
+            window = torch.cat([x, rollout(model, x, steps - 1, return_all=True)], 1) if steps > 1 else x
+            c, pred = model(window[:, -data.N_INPUT:]).float().softmax(1).max(1)
+        out[i:i + batch_size] = pred.to(torch.uint8).cpu().numpy()
+        conf[i:i + batch_size] = c.cpu().numpy()
+    return (out, conf) if return_conf else out
 
 
 def _val_setup(data_root, labels_dir, eval_videos, seed, progress):

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .data import to_image_tensor
 from .decode import decode
 from .io import save_json, save_npy
-from .train import auto_device
+from .train import auto_device, inference_autocast
 
 
 class Interrupted(RuntimeError):
@@ -40,17 +40,54 @@ def load_labels(out_dir, split):
     return np.load(Path(out_dir) / f"{split}.ids.npy"), np.load(path, mmap_mode="r")
 
 
+def checkpoint_key(path):
+    """The ``model_key`` of labels made by the checkpoint at ``path``: its path and modification time, so a
+    retrained model's labels are redone and the same model's labels are shared (notebooks 02, 03, 07)."""
+    path = Path(path)
+    return f"{path}:{path.stat().st_mtime_ns}"
+
+
+def cached_labels(out_dir, split, model_key):
+    """(ids, masks memmap) of finished labels of ``split`` made by ``model_key``, or None."""
+    meta_path = Path(out_dir) / f"{split}.meta.json"
+    if not (labels_path(out_dir, split).is_file() and meta_path.is_file()):
+        return None
+    if json.loads(meta_path.read_text()).get("model") != model_key:
+        return None
+    return load_labels(out_dir, split)
+
+
 @torch.inference_mode()
-def segment(model, frames, device, batch_size=32):
-    """uint8 (n, H, W, 3) frames -> uint8 (n, H, W) class ids, decoded as the model's ``decode`` attribute
-    says (per-pixel argmax, or per-object vote: lib/decode.py)."""
+def segment(model, frames, device=None, batch_size=32, amp=True, video_len=None):
+    """uint8 (n, H, W, 3) frames (or one (H, W, 3) frame) -> uint8 (n, H, W) class ids, decoded as the model's
+    ``decode`` attribute says (lib/decode.py: per-pixel argmax, per-object vote, or per-track vote over a
+    video). ``video_len``: the frames are consecutive videos of that many frames each, in order (used by
+    ``vote_video``; without it every frame is decoded alone). The one inference path of the project's
+    segmentation models: eval mode (restored after), ``torch.inference_mode``, mixed precision where the
+    device has it (``amp``; lib.train.inference_autocast), the model's device by default."""
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        return segment(model, frames[None], device, batch_size, amp)[0]
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    how = getattr(model, "decode", "argmax")
+    if how == "vote_video" and not video_len:
+        how = "vote"
+    if video_len and len(frames) % video_len:
+        raise ValueError(f"{len(frames)} frames are not whole videos of {video_len} frames")
+    step = video_len if how == "vote_video" else batch_size  # frames decoded together
+    was_training = model.training
+    model.eval()
     out = np.empty(frames.shape[:-1], np.uint8)
-    amp = device.type == "cuda"
-    for i in range(0, len(frames), batch_size):
-        x = to_image_tensor(frames[i:i + batch_size]).to(device, non_blocking=True)
-        with torch.autocast(device.type, enabled=amp):
-            logits = model(x)
-        out[i:i + batch_size] = decode(logits, getattr(model, "decode", "argmax"))
+    try:
+        for i in range(0, len(frames), step):
+            logits = []
+            for j in range(i, min(i + step, len(frames)), batch_size):
+                x = to_image_tensor(frames[j:min(j + batch_size, i + step)]).to(device, non_blocking=True)
+                with inference_autocast(device, amp):
+                    logits.append(model(x).float())
+            out[i:i + step] = decode(torch.cat(logits), how)
+    finally:
+        model.train(was_training)
     return out
 
 
@@ -88,7 +125,7 @@ def label_split(model, packed, out_dir, batch_size=32, device=None, model_key=""
     for s in range(0, len(todo), per_chunk):
         chunk = todo[s:s + per_chunk]
         frames = np.asarray(packed.frames[chunk]).reshape(-1, *packed.frames.shape[2:])
-        rows[chunk] = segment(model, frames, device, batch_size).reshape(len(chunk), t, *frames.shape[1:3])
+        rows[chunk] = segment(model, frames, device, batch_size, video_len=t).reshape(len(chunk), t, *frames.shape[1:3])
         rows.flush()  # rows on disk before they are marked done
         done[chunk] = True
         save_npy(done_path, done)

@@ -15,21 +15,41 @@ from . import data
 from .classes import NUM_CLASSES
 from .forecast import predict_frame22
 from .io import torch_save
-from .label import segment
+from .label import cached_labels, segment
 from .metrics import jaccard
 from .paths import resolve
 from .postprocess import suppress_batch
 
 
-def predict_from_frames(unet, simvp, frames, device, postprocess=None, batch_videos=8, progress=True):
+def segment_videos(unet, frames, device, frame_idx=range(data.N_INPUT), batch_videos=4, progress=True):
+    """U-Net masks (N, len(frame_idx), H, W) uint8 of some frames of uint8 videos (N, T, H, W, 3)."""
+    frame_idx = list(frame_idx)
+    n = len(frames)
+    out = np.empty((n, len(frame_idx), *frames.shape[2:4]), np.uint8)
+    for i in tqdm(range(0, n, batch_videos), desc="U-Net", unit="batch", disable=not progress):
+        chunk = np.asarray(frames[i:i + batch_videos][:, frame_idx])
+        out[i:i + len(chunk)] = segment(unet, chunk.reshape(-1, *chunk.shape[2:]), device, batch_size=44,
+                                           video_len=len(frame_idx)).reshape(
+            len(chunk), len(frame_idx), *chunk.shape[2:4])
+    return out
+
+
+def split_unet_masks(unet, packed, device, labels_dir=None, model_key=None, frames=range(data.N_INPUT)):
+    """U-Net masks (N, len(frames), H, W) uint8 of some frames of a packed split. Read from ``labels_dir`` when
+    ``lib.label.label_split`` wrote them there with ``model_key`` (the same checkpoint) for the same videos,
+    otherwise computed from the raw frames. Returns (masks, "labels" or "frames")."""
+    frames = list(frames)
+    if labels_dir is not None and model_key is not None:
+        cached = cached_labels(labels_dir, packed.name, model_key)
+        if cached is not None and np.array_equal(cached[0], packed.ids) and max(frames) < cached[1].shape[1]:
+            return np.asarray(cached[1][:, frames]), "labels"
+    return segment_videos(unet, packed.frames, device, frames), "frames"
+
+
+def predict_from_frames(unet, simvp, frames, device, postprocess=None, progress=True):
     """frames uint8 (N, >=11, H, W, 3) -> (frame-22 masks (N, H, W) uint8, U-Net masks of frames 0-10).
     ``postprocess``: None, or a dict of ``postprocess.suppress`` settings (min_blob, remap)."""
-    n = len(frames)
-    masks_in = np.empty((n, data.N_INPUT, *frames.shape[2:4]), np.uint8)
-    for i in tqdm(range(0, n, batch_videos), desc="U-Net on frames 0-10", disable=not progress):
-        chunk = np.asarray(frames[i:i + batch_videos, :data.N_INPUT])
-        masks_in[i:i + len(chunk)] = segment(unet, chunk.reshape(-1, *chunk.shape[2:]), device).reshape(
-            len(chunk), data.N_INPUT, *chunk.shape[2:4])
+    masks_in = segment_videos(unet, frames, device, progress=progress)
     pred = predict_frame22(simvp, masks_in, device)
     if postprocess:
         pred = suppress_batch(pred, masks_in, **postprocess)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from . import data
 from .augment import Augment
+from .decode import DECODES
 from .label import segment
 from .losses import SegLoss
 from .metrics import IoUMeter
@@ -27,6 +28,8 @@ def build_unet(cfg):
     model = UNet(in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"],
                  head=cfg.get("head", "plain"))
     model.decode = cfg.get("decode", "argmax")  # how lib.label.segment turns scores into ids
+    if model.decode not in DECODES:
+        raise ValueError(f"decode must be one of {DECODES}, not {model.decode!r}")
     return model
 
 
@@ -46,11 +49,24 @@ def evaluate(model, packed, device, videos=None, frames=None, batch_size=32, ret
     meter = IoUMeter()
     vids = range(len(packed)) if videos is None else videos
     ts = np.arange(packed.frames.shape[1]) if frames is None else np.asarray(frames)
-    for v in vids:
-        for i in range(0, len(ts), batch_size):
-            t = ts[i:i + batch_size]
-            pred = segment(model, np.asarray(packed.frames[v, t]), device, batch_size)
-            meter.update(pred, np.asarray(packed.masks[v, t]))
+    for v in vids:  # a video's chosen frames at a time (vote_video decodes them together)
+        pred = segment(model, np.asarray(packed.frames[v, ts]), device, batch_size, video_len=len(ts))
+        meter.update(pred, np.asarray(packed.masks[v, ts]))
+    return _result(meter, return_confusion)
+
+
+def score_masks(pred, true, return_confusion=False):
+    """The same result as ``evaluate`` for masks already predicted: (N, T, H, W) predicted and true ids
+    (memmaps are read video by video), e.g. the val labels written by ``lib.label.label_split``."""
+    if pred.shape != true.shape:
+        raise ValueError(f"predicted masks {tuple(pred.shape)} and true masks {tuple(true.shape)} differ in shape")
+    meter = IoUMeter()
+    for p, t in zip(pred, true):
+        meter.update(np.asarray(p), np.asarray(t))
+    return _result(meter, return_confusion)
+
+
+def _result(meter, return_confusion):
     mean, per_class = meter.compute()
     out = {"val_iou": mean, "per_class": per_class}
     if return_confusion:

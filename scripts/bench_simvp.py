@@ -9,15 +9,22 @@ The full size on CPU is timed on one batch-1 iteration without warm-up (an upper
     python scripts/bench_simvp.py                         # sizes cpu_fast, cpu, full (< 3 min on 2 CPU cores)
     python scripts/bench_simvp.py --sizes cpu --batch 8 --iters 5
     python scripts/bench_simvp.py --skip-full-speed       # full size: parameters and MACs only
+    python scripts/bench_simvp.py --rollout --sizes cpu_fast   # + the 11-step rollout, three ways
+
+``--rollout`` times an 11-step frame-22 rollout of 16 videos (8 for the full size on CPU): (a) every step
+through OpenSTL's whole SimVP, decoding all 11 output slots (the straightforward port); (b) every step through
+``MaskSimVP.forward``, which decodes only the last slot; (c) ``lib.simvp.rollout``, which also encodes each
+frame once and reuses its code while the window slides. All three give the same masks.
 """
 import argparse
 import time
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from lib.classes import NUM_CLASSES
-from lib.simvp import MaskSimVP, count_flops, count_params
+from lib.simvp import MaskSimVP, count_flops, count_params, rollout
 from lib.train import auto_device
 
 SIZES = {
@@ -65,6 +72,56 @@ def bench(size, batch, iters, warmup, device, amp=True, speed=True):
     return n, macs, (batch * iters / sum(times), batch / min(times), min(cpus) / batch)
 
 
+class WholeSimVP(nn.Module):
+    """A MaskSimVP's next-frame logits through its inner SimVP's full forward (all T output slots decoded, as
+    OpenSTL's SimVP_Model), then the last slot; the same numbers as MaskSimVP.forward, the straightforward way."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m, self.in_len = m, m.in_len
+
+    def forward(self, masks):
+        m = self.m
+        B, T, H, W = masks.shape
+        x = m.embed(masks.long()).permute(0, 1, 4, 2, 3).reshape(B * T, -1, H, W)
+        if m.down == 2:
+            x = F.avg_pool2d(x, 2)
+        y = m.simvp(x.reshape(B, T, *x.shape[1:]))[:, -1]
+        logits = m.head(y)
+        if m.down == 2:
+            logits = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
+        if m.prior_scale is not None:
+            logits = logits + m.prior_scale * F.one_hot(masks[:, -1].long(), m.num_classes).permute(0, 3, 1, 2)
+        return logits
+
+
+class StepByStep(nn.Module):
+    """MaskSimVP.forward per step (no encoder cache: rollout only caches for a MaskSimVP itself)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m, self.in_len = m, m.in_len
+
+    def forward(self, masks):
+        return self.m(masks)
+
+
+def bench_rollout(size, videos, device):
+    """Seconds of an 11-step rollout of ``videos`` videos: (whole SimVP per step, last slot per step, cached)."""
+    model = MaskSimVP(in_len=IN_LEN, frame_size=(H, W), copy_prior=True, **SIZES[size]).to(device).eval()
+    x = torch.randint(0, NUM_CLASSES, (videos, IN_LEN, H, W), device=device)
+    out, preds = [], []
+    for m in (WholeSimVP(model).eval(), StepByStep(model).eval(), model):
+        rollout(m, x[:1], 1)  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        preds.append(rollout(m, x, 11))
+        _sync(device)
+        out.append(time.perf_counter() - t0)
+    agree = min(float((p == preds[-1]).float().mean()) for p in preds)
+    return out, agree
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["cpu_fast", "cpu", "full"], choices=list(SIZES))
@@ -75,6 +132,7 @@ def main():
     ap.add_argument("--device", default=None)
     ap.add_argument("--no-amp", action="store_true")
     ap.add_argument("--skip-full-speed", action="store_true", help="full size: parameters and MACs only")
+    ap.add_argument("--rollout", action="store_true", help="also time the 11-step rollout three ways")
     args = ap.parse_args()
     device = auto_device(args.device)
     cuda = device.type == "cuda"
@@ -95,6 +153,14 @@ def main():
                 else f"{'skipped':>17}")
         print(f"{size:<6}{s['embed_dim']:>6}{s['hid_S']:>6}{s['hid_T']:>6}{s['N_S']:>4}{s['N_T']:>4}{s['down']:>5}"
               f"{n:>13,}{macs / 1e9:>14.2f}{batch:>6}{iters:>6}{rate}", flush=True)
+    if args.rollout:
+        print(f"\n11-step rollout (frame 22), seconds per video: whole SimVP per step / last slot per step / "
+              f"cached encoder (lib.simvp.rollout)")
+        for size in args.sizes:
+            videos = 8 if (size == "full" and not cuda) else 16
+            (whole, last, cached), agree = bench_rollout(size, videos, device)
+            print(f"{size:<9} {whole / videos:7.3f} / {last / videos:7.3f} / {cached / videos:7.3f}   "
+                  f"speed-up {whole / cached:.1f}x; pixels agreeing with the cached rollout {agree:.4%}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """U-Net speed on this machine: inference frames/s and training images/s on random 160x240 frames.
 
+Inference is timed in float32 and in the mixed precision that labelling uses (lib.train.inference_autocast:
+float16 on CUDA, bfloat16 on a CPU with native bf16, else the same as float32). Training uses float16 AMP
+on CUDA and float32 on the CPU (as lib.train.fit).
+
     python scripts/bench_unet.py                        # sizes cpu (width 16) and full (width 64), depth 4 (< 2 min on 2 cores)
     python scripts/bench_unet.py --sizes cpu --batch 8 --iters 5 --device cpu
 """
@@ -10,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.classes import NUM_CLASSES
-from lib.train import auto_device
+from lib.train import auto_device, inference_autocast, inference_dtype
 from lib.unet import UNet, count_params
 
 SIZES = {"small": dict(width=8, depth=4), "cpu": dict(width=16, depth=4), "full": dict(width=64, depth=4)}
@@ -29,15 +33,17 @@ def bench(size, batch, iters, warmup, device, amp=True):
     cast = lambda: torch.autocast(device.type, dtype=torch.float16, enabled=use_amp)  # noqa: E731
 
     model.eval()
-    with torch.inference_mode():
-        for i in range(warmup + iters):
-            if i == warmup:
-                _sync(device)
-                t0 = time.perf_counter()
-            with cast():
-                model(x).argmax(1)
-        _sync(device)
-    infer = batch * iters / (time.perf_counter() - t0)
+    infer = []
+    for mixed in (False, True):
+        with torch.inference_mode():
+            for i in range(warmup + iters):
+                if i == warmup:
+                    _sync(device)
+                    t0 = time.perf_counter()
+                with inference_autocast(device, mixed and amp):
+                    model(x).argmax(1)
+            _sync(device)
+        infer.append(batch * iters / (time.perf_counter() - t0))
 
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -73,11 +79,14 @@ def main():
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; batch {batch} of 3x160x240; {iters} timed iterations after {args.warmup} warm-up"
           f"; amp {'on' if cuda and not args.no_amp else 'off'}")
-    print(f"{'size':<6}{'width':>6}{'depth':>6}{'params':>13}{'infer frames/s':>16}{'train images/s':>16}")
+    mixed = {torch.float16: "fp16", torch.bfloat16: "bf16", None: "fp32"}[inference_dtype(device)]
+    print(f"{'size':<6}{'width':>6}{'depth':>6}{'params':>13}{'infer fp32/s':>14}{f'infer {mixed}/s':>14}"
+          f"{'ratio':>7}{'train images/s':>16}")
     for size in args.sizes:
-        n, infer, train = bench(size, batch, iters, args.warmup, device, amp=not args.no_amp)
+        n, (infer32, infer_mixed), train = bench(size, batch, iters, args.warmup, device, amp=not args.no_amp)
         s = SIZES[size]
-        print(f"{size:<6}{s['width']:>6}{s['depth']:>6}{n:>13,}{infer:>16.1f}{train:>16.1f}", flush=True)
+        print(f"{size:<6}{s['width']:>6}{s['depth']:>6}{n:>13,}{infer32:>14.1f}{infer_mixed:>14.1f}"
+              f"{infer_mixed / infer32:>6.2f}x{train:>16.1f}", flush=True)
 
 
 if __name__ == "__main__":

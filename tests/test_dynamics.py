@@ -135,6 +135,25 @@ def test_combine_modes():
         D.combine(obj, sim, mode="confident")
 
 
+def test_choose_threshold_cross_validated():
+    """Videos where SimVP's confident pixels are right (a filled object the renderer missed) pick a low
+    threshold; videos where they are wrong pick 1.0 (never fill), and the cross-validated prediction of a
+    fold uses the threshold chosen on the other folds."""
+    n = 6
+    true = np.zeros((n, 4, 4), np.uint8)
+    true[:, :2, :2] = 5
+    obj = np.zeros_like(true)  # the renderer lost object 5
+    sim = true.copy()
+    conf = np.full(true.shape, 0.8)
+    known = [{5}] * n
+    t, cv = D.choose_threshold(obj, sim, conf, true, known, thresholds=(0.5, 1.0))
+    assert t == 0.5 and np.array_equal(cv, true)
+    wrong = np.zeros_like(true)
+    wrong[:, 2:, 2:] = 5  # SimVP puts it in the wrong place: filling only adds false positives
+    t, cv = D.choose_threshold(obj, wrong, conf, true, known, thresholds=(0.5, 1.0))
+    assert t == 1.0 and np.array_equal(cv, obj)
+
+
 def test_selection_round_trip(tmp_path):
     from lib import objects as O
     from lib.dynamics import load_predictor, save_selection

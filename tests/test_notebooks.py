@@ -133,6 +133,10 @@ def test_notebook_01_figures_and_metrics(smoke_run):
     assert 0.0 <= m["copy_frame_iou_val"] <= 1.0
 
 
+def smoke_n(key):
+    return yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())[key]
+
+
 def test_notebooks_02_03_unet_and_labels(smoke_run):
     tmp, _ = smoke_run
     run = tmp / "run"
@@ -151,6 +155,9 @@ def test_notebooks_02_03_unet_and_labels(smoke_run):
         first = run / "labels" / "npy" / split / f"video_{ids[0]:05d}" / "mask.npy"
         assert np.array_equal(np.load(first), labels[0])  # write_mask_npy: true in the smoke profile
     assert set(m3["baselines"]) >= {"copy frame 11 (true mask)", "copy frame 11 (U-Net mask)"}
+    # 02 labelled val with its best checkpoint while scoring it; 03 reused those labels
+    assert m2["labelling_frames_per_s"] > 0 and m3["labelling"]["val"]["labelled"] == 0
+    assert m3["labelling"]["hidden"]["labelled"] == smoke_n("n_hidden")
     assert m3["frames_per_s"] > 0
 
 
@@ -190,5 +197,7 @@ def test_notebook_07_submission_contract(smoke_run):
     assert sub["ids"].tolist() == [15000 + i for i in range(smoke["n_hidden"])]
     assert 0.0 <= m["hidden_iou"] <= 1.0
     assert {"copy frame 11 (U-Net mask)", "SimVP fine-tuned (notebook 05)", "U-Net on true frame 22 (ceiling)",
-            "combined: objects + SimVP fill"} <= set(m["val_table"])
+            "combined: objects + confident SimVP fill (cross-validated)"} <= set(m["val_table"])
+    assert m["unet_masks"] == "labels"  # the U-Net masks of notebook 03, made by the same checkpoint
+    assert m["combine_threshold"] in (0.5, 0.7, 0.9, 0.95, 0.99, 1.0)
     assert m["predictor"] in ("simvp", "objects", "combined")

@@ -46,3 +46,43 @@ def test_score_hidden_against_answers(tmp_path):
     sub = {"ids": torch.tensor([15000, 15002]), "masks": torch.from_numpy(masks[[0, 2]])}
     assert pipeline.score_hidden(tmp_path, sub)[0] == pytest.approx(1.0)
     assert pipeline.score_hidden(tmp_path / "nothing", sub) is None
+
+
+def test_predict_frame22_confidence():
+    from lib.forecast import predict_frame22
+    from lib.simvp import MaskSimVP
+
+    torch.manual_seed(0)
+    m = MaskSimVP(embed_dim=4, in_len=11, hid_S=4, hid_T=8, N_S=2, N_T=2, mlp_ratio=2.0, frame_size=(16, 24)).eval()
+    x = np.random.default_rng(0).integers(0, 49, (3, 11, 16, 24)).astype(np.uint8)
+    dev = torch.device("cpu")
+    plain = predict_frame22(m, x, dev, batch_size=2, steps=3)
+    pred, conf = predict_frame22(m, x, dev, batch_size=2, steps=3, return_conf=True)
+    assert np.array_equal(pred, plain) and conf.shape == pred.shape and conf.dtype == np.float16
+    assert conf.min() >= 1 / 49 - 1e-3 and conf.max() <= 1.0
+    with torch.no_grad():  # the confidence is the last step's max softmax probability
+        w = torch.from_numpy(x.astype(np.int64))
+        for _ in range(2):
+            w = torch.cat([w[:, 1:], m(w).argmax(1, keepdim=True)], 1)
+        ref = m(w).softmax(1).max(1).values.numpy()
+    np.testing.assert_allclose(conf, ref, atol=2e-3)
+
+
+def test_split_unet_masks_reuses_labels_of_the_same_model(tiny_root, tmp_path):
+    from lib import data, label
+    from lib.unet import UNet
+
+    packed = data.load_split(tiny_root, "val")
+    unet = UNet(width=4, depth=2).eval()
+    dev = torch.device("cpu")
+    fresh, src = pipeline.split_unet_masks(unet, packed, dev, frames=[0, 10])
+    assert src == "frames" and fresh.shape == (len(packed), 2, *packed.frames.shape[2:4])
+    assert np.array_equal(fresh[1], label.segment(unet, np.asarray(packed.frames[1, [0, 10]])))
+    label.label_split(unet, packed, tmp_path, model_key="unet-a", progress=False)
+    labels = np.load(tmp_path / "val.npy", mmap_mode="r+")
+    labels[:] = 7  # stand-in labels, so that reading them is visible
+    labels.flush()
+    got, src = pipeline.split_unet_masks(unet, packed, dev, tmp_path, "unet-a", frames=[0, 10])
+    assert src == "labels" and (got == 7).all()
+    got, src = pipeline.split_unet_masks(unet, packed, dev, tmp_path, "unet-b", frames=[0, 10])  # another model
+    assert src == "frames" and np.array_equal(got, fresh)

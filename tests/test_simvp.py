@@ -220,6 +220,21 @@ def test_mask_simvp_uses_last_frame():
         assert torch.allclose(m(x), m.head(feats[:, -1]), atol=1e-6)
 
 
+def test_mask_simvp_equals_full_simvp_down2_copy_prior():
+    """Decoding only the last slot, the head before the upsampling and the scattered prior change nothing:
+    the logits equal the straightforward path (whole SimVP, upsample, head, + scale * one-hot)."""
+    torch.manual_seed(0)
+    m = MaskSimVP(embed_dim=4, in_len=3, hid_S=4, hid_T=8, N_S=2, N_T=2, down=2, mlp_ratio=2.0,
+                  copy_prior=True).eval()
+    x = torch.randint(0, NUM_CLASSES, (2, 3, 16, 24))
+    with torch.no_grad():
+        e = nn.functional.avg_pool2d(m.embed(x).permute(0, 1, 4, 2, 3).reshape(6, 4, 16, 24), 2)
+        y = m.simvp(e.reshape(2, 3, 4, 8, 12))[:, -1]
+        ref = m.head(nn.functional.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False))
+        ref = ref + m.prior_scale * nn.functional.one_hot(x[:, -1], NUM_CLASSES).permute(0, 3, 1, 2)
+        assert torch.allclose(m(x), ref, atol=1e-5)
+
+
 class ShiftModel(nn.Module):
     """Deterministic next-frame 'model': predicts (last frame + 1) mod 49 as one-hot logits."""
     in_len = 3

@@ -8,6 +8,7 @@ Recipe step 1 (DESIGN.md section 4): a U-Net trained on **every frame of the tra
 (val is never trained on), scored with the task metric (stacked multiclass Jaccard, `lib.metrics`)
 over all val frames. Its masks of frames 0-10 are the inputs of the mask-space predictors; the U-Net on the
 true frame 22 is the ceiling of the whole pipeline. Training resumes from `<run_dir>/unet/last.pt`.
+The val frames are labelled once, into `<run_dir>/labels/` (notebook 03 then skips val).
 """),
     ("params", """
 profile = "cpu"
@@ -23,7 +24,7 @@ lr = 2e-3
 ce = 1.0            # loss weights: cross-entropy + soft Jaccard
 jaccard = 0.5
 head = "plain"      # "factorized": p(object) x p(shape) x p(material) x p(colour), learns faster
-decode = "argmax"   # "vote": each colour blob takes one (shape, material), lib/decode.py
+decode = "argmax"   # "vote": each colour blob takes one (shape, material); "vote_video": each object track, lib/decode.py
 crop = None         # [h, w]: train on random crops (cheaper steps), None: whole frames
 steps_per_epoch = None   # None: every train frame each epoch
 eval_videos = 40    # val videos scored after each epoch (None: all), the final score uses all val frames
@@ -40,8 +41,9 @@ import lib.io as io
 import lib.viz as viz
 import lib.widgets as widgets
 from lib.classes import CLASS_NAMES
+import lib.label as label
 from lib.label import segment
-from lib.segmentation import evaluate, most_confused, train_unet
+from lib.segmentation import most_confused, score_masks, train_unet
 from lib.train import auto_device
 
 out_dir = io.run_path(run_dir, "unet", "x").parent
@@ -63,9 +65,15 @@ viz.save_figure(fig, "02_unet_curves", figures_dir)
 """),
     ("md", "## Val IoU over every val frame, per class, and the most confused classes"),
     ("code", """
+# Every val frame is labelled once, into the labels folder that notebook 03 fills (it will skip val).
 val = data.load_split(data_root, "val")
-res = evaluate(model, val, dev, return_confusion=True)
+ckpt = out_dir / "best.pt"
+labels_dir = io.run_path(run_dir, "labels", "x").parent
+lab = label.label_split(model, val, labels_dir, batch_size=44, device=dev, model_key=label.checkpoint_key(ckpt))
+res = score_masks(label.load_labels(labels_dir, "val")[1], val.masks, return_confusion=True)
 print(f"U-Net val IoU over all {val.frames.shape[0] * val.frames.shape[1]} val frames: {res['val_iou']:.4f}")
+if lab["frames_per_s"]:
+    print(f"labelled at {lab['frames_per_s']:.1f} frames/s")
 fig = viz.class_frequency_plot(np.nan_to_num(res["per_class"]), title="U-Net per-class IoU (val, all frames)", ylabel="IoU")
 viz.save_figure(fig, "02_unet_per_class_iou", figures_dir)
 """),
@@ -97,7 +105,7 @@ viz.save_figure(fig, "02_unet_qualitative", figures_dir)
 nv = min(6, len(val))
 pairs_vt = [(v, t) for v in range(nv) for t in range(val.frames.shape[1])]
 imgs = np.stack([val.frames[v, t] for v, t in pairs_vt])
-preds = segment(model, imgs, dev)
+preds = segment(model, imgs, dev, video_len=val.frames.shape[1])
 trues = np.stack([val.masks[v, t] for v, t in pairs_vt])
 scores = [float((p == t).mean()) for p, t in zip(preds, trues)]
 widgets.compare_viewer(imgs, trues, preds, [f"video_{val.ids[v]:05d} frame {t}" for v, t in pairs_vt],
@@ -108,7 +116,8 @@ io.save_metrics(run_dir, "02_unet", {
     "val_iou_all_frames": res["val_iou"],
     "per_class_iou": {CLASS_NAMES[i]: float(v) for i, v in enumerate(res["per_class"]) if v == v},
     "most_confused": [[CLASS_NAMES[t], CLASS_NAMES[p], n] for t, p, n in pairs],
-    "history": history, "params": config["params"], "checkpoint": str(out_dir / "best.pt"),
+    "history": history, "params": config["params"], "checkpoint": str(ckpt),
+    "labelling_frames_per_s": lab["frames_per_s"],
     "seconds": sum(r["seconds"] for r in history),
 })
 """),
@@ -158,10 +167,10 @@ results = {}
 for split in splits:
     packed = data.load_split(data_root, split)
     results[split] = label.label_split(model, packed, labels_dir, batch_size=batch_size, device=dev,
-                                       model_key=f"{ckpt}:{ckpt.stat().st_mtime_ns}",
+                                       model_key=label.checkpoint_key(ckpt),
                                        npy_dir=labels_dir / "npy" if write_mask_npy else None)
     fps = results[split]["frames_per_s"]
-    print(f"{split:10s} {results[split]['videos']:5d} videos  " + (f"{fps:7.1f} frames/s" if fps else "(already labelled)"))
+    print(f"{split:10s} {results[split]['videos']:5d} videos  " + (f"{fps:7.1f} frames/s" if fps else "(already labelled by this U-Net)"))
 """),
     ("md", "## Copy-frame-11 baselines on val (scored against the true frame 22)"),
     ("code", """

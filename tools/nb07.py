@@ -7,8 +7,8 @@ build("notebooks/07_predict_hidden.ipynb", [
 From raw frames 0-10 of any split: **U-Net** masks (notebook 02) -> a predictor -> the frame-22 mask.
 `predictor` picks it: `simvp` (11-step rollout of the SimVP fine-tuned in notebook 05, with optional
 **new-object suppression**), `objects` (the object-centric predictor chosen in notebook 06), `combined`
-(the object prediction, with SimVP's objects where the object renderer left background), or `auto` (the
-best of the three on val).
+(the object prediction, with SimVP's confident pixels of known objects where the object renderer left
+background), or `auto` (the best of the three on val).
 
 On val it builds the results table of every stage against the true frame 22; on hidden it writes the
 submission: `torch.save({"masks": uint8 (N, 160, 240), "ids": int64 (N,)})`, videos in numeric order of
@@ -37,11 +37,11 @@ import lib.io as io
 import lib.viz as viz
 import lib.widgets as widgets
 from lib.classes import CLASS_NAMES
-from lib.dynamics import combine, load_predictor
+from lib.dynamics import choose_threshold, combine, load_predictor
 from lib.forecast import load_simvp_checkpoint, predict_frame22
-from lib.label import segment
+import lib.label as label
 from lib.metrics import jaccard, per_video_iou
-from lib.pipeline import check_submission, load_submission, predict_from_frames, save_submission, score_hidden
+from lib.pipeline import check_submission, load_submission, save_submission, score_hidden, split_unet_masks
 from lib.postprocess import suppress_batch
 from lib.segmentation import load_unet
 
@@ -53,19 +53,32 @@ finetuned, _ = load_simvp_checkpoint(ft_path, dev)
 obj_name, predict_objects = load_predictor(io.run_path(run_dir, "objects", "selected.json"))
 print("U-Net, SimVP,", ft_path, "and the object predictor", repr(obj_name), "on", dev)
 """),
-    ("md", "## Val: every stage against the true frame 22"),
+    ("md", """
+## Val: every stage against the true frame 22
+
+The U-Net masks come from notebook 03's labels when the same U-Net checkpoint made them (they are what
+`split_unet_masks` would compute from the raw frames: same model, same decoding), else from the frames here.
+The combination fills, where the object renderer left background, SimVP's pixels of known objects whose
+confidence exceeds a threshold; the threshold is chosen on val, and the combination's row is
+**cross-validated** (two folds: each half of val uses the threshold best on the other half).
+"""),
     ("code", """
 val = data.load_split(data_root, "val")
 true22 = np.asarray(val.masks[:, 21])
-pred_ft, masks_in = predict_from_frames(unet, finetuned, val.frames, dev)   # from raw frames 0-10
+unet_key = label.checkpoint_key(io.run_path(run_dir, "unet", "best.pt"))
+labels_dir = io.run_path(run_dir, "labels", "x").parent
+masks_in, src = split_unet_masks(unet, val, dev, labels_dir, unet_key)            # U-Net masks of frames 0-10
+ceiling = split_unet_masks(unet, val, dev, labels_dir, unet_key, frames=[21])[0][:, 0]
+print(f"U-Net masks of val from {'notebook 03 labels' if src == 'labels' else 'the raw frames'}")
+pred_ft, conf_ft = predict_frame22(finetuned, masks_in, dev, return_conf=True)
 same = ft_path == str(io.run_path(run_dir, "simvp", "best.pt"))  # notebook 05 kept notebook 04's model
 pred_simvp = pred_ft if same else predict_frame22(simvp, masks_in, dev)
 pred_pp = suppress_batch(pred_ft, masks_in, min_blob=min_blob)
-ceiling = segment(unet, np.asarray(val.frames[:, 21]), dev)
 use_pp = postprocess == "on" or (postprocess == "auto" and jaccard(pred_pp, true22)[0] > jaccard(pred_ft, true22)[0])
 pred_sim = pred_pp if use_pp else pred_ft
 pred_obj = predict_objects(masks_in)
-pred_comb = combine(pred_obj, pred_sim, mode="fill", known_ids=[np.unique(m) for m in masks_in])
+known = [np.unique(m) for m in masks_in]
+threshold, pred_comb = choose_threshold(pred_obj, pred_sim, conf_ft, true22, known, seed=seed)
 rows = {
     "copy frame 11 (true mask)": np.asarray(val.masks[:, 10]),
     "copy frame 11 (U-Net mask)": masks_in[:, 10],
@@ -73,21 +86,22 @@ rows = {
     "SimVP fine-tuned (notebook 05)": pred_ft,
     "fine-tuned + post-processing": pred_pp,
     f"objects: {obj_name} (notebook 06)": pred_obj,
-    "combined: objects + SimVP fill": pred_comb,
+    "combined: objects + confident SimVP fill (cross-validated)": pred_comb,
     "U-Net on true frame 22 (ceiling)": ceiling,
 }
 table = {k: jaccard(v, true22)[0] for k, v in rows.items()}
 candidates = {"simvp": "fine-tuned + post-processing" if use_pp else "SimVP fine-tuned (notebook 05)",
-              "objects": f"objects: {obj_name} (notebook 06)", "combined": "combined: objects + SimVP fill"}
+              "objects": f"objects: {obj_name} (notebook 06)",
+              "combined": "combined: objects + confident SimVP fill (cross-validated)"}
 chosen = max(candidates, key=lambda c: table[candidates[c]]) if predictor == "auto" else predictor
 final_name = candidates[chosen]
 final = rows[final_name]
 base, top = table["copy frame 11 (U-Net mask)"], table["U-Net on true frame 22 (ceiling)"]
 gap_closed = (table[final_name] - base) / (top - base) if top > base else float("nan")
 for k, v in table.items():
-    print(f"{k:34s} {v:.4f}" + ("   <- pipeline" if k == final_name else ""))
+    print(f"{k:58s} {v:.4f}" + ("   <- pipeline" if k == final_name else ""))
 print(f"predictor: {chosen} ({predictor}); SimVP post-processing: {'on' if use_pp else 'off'} ({postprocess}); "
-      f"gap closed (copy-11 U-Net -> ceiling): {gap_closed:.1%}")
+      f"fill threshold {threshold} (1.0: never); gap closed (copy-11 U-Net -> ceiling): {gap_closed:.1%}")
 """),
     ("code", """
 iou, per_class = jaccard(final, true22)
@@ -108,10 +122,17 @@ widgets.compare_viewer(np.asarray(val.frames[:, 21]), true22, final, val.ids, or
     ("md", "## Hidden: the submission"),
     ("code", """
 hidden = data.load_split(data_root, "hidden")
-pred_h, masks_h = predict_from_frames(unet, finetuned, hidden.frames, dev, postprocess={"min_blob": min_blob} if use_pp else None)
-if chosen != "simvp":
-    obj_h = predict_objects(masks_h)
-    pred_h = obj_h if chosen == "objects" else combine(obj_h, pred_h, mode="fill", known_ids=[np.unique(m) for m in masks_h])
+masks_h, src_h = split_unet_masks(unet, hidden, dev, labels_dir, unet_key)
+if chosen in ("simvp", "combined"):  # SimVP runs only when the chosen predictor uses it
+    sim_h, conf_h = predict_frame22(finetuned, masks_h, dev, return_conf=True)
+    if use_pp:
+        sim_h = suppress_batch(sim_h, masks_h, min_blob=min_blob)
+if chosen == "simvp":
+    pred_h = sim_h
+else:
+    pred_h = predict_objects(masks_h)
+    if chosen == "combined":
+        pred_h = combine(pred_h, sim_h, conf_h, "fill_confident", threshold, [np.unique(m) for m in masks_h])
 path = save_submission(io.run_path(run_dir, submission), hidden.ids, pred_h)
 sub = load_submission(path)
 check_submission(sub, len(hidden))
@@ -123,6 +144,7 @@ if hidden_score is not None:
     ("code", """
 io.save_metrics(run_dir, "07_predict_hidden", {
     "val_table": table, "predictor": chosen, "pipeline": final_name, "postprocess": bool(use_pp),
+    "combine_threshold": threshold, "unet_masks": src,
     "gap_closed": gap_closed,
     "per_class_iou": {CLASS_NAMES[i]: float(v) for i, v in enumerate(per_class) if v == v},
     "submission": str(path), "hidden_videos": len(hidden),
