@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import to_image_tensor
+from .data import N_INPUT, to_image_tensor
 from .decode import decode
 from .io import save_json, save_npy
 from .train import auto_device, inference_autocast
@@ -38,6 +38,13 @@ def load_labels(out_dir, split):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no labels for split {split!r}; run notebook 03 (labelling) first")
     return np.load(Path(out_dir) / f"{split}.ids.npy"), np.load(path, mmap_mode="r")
+
+
+def vote_window(n_frames):
+    """Frames decoded together by ``vote_video``: the 11 input frames (0-10) apart from the rest (11-21), so
+    that the masks of frames 0-10, the inputs of every predictor, never use a later frame (the hidden videos
+    have only frames 0-10)."""
+    return N_INPUT if n_frames % N_INPUT == 0 else n_frames
 
 
 def checkpoint_key(path):
@@ -125,7 +132,7 @@ def label_split(model, packed, out_dir, batch_size=32, device=None, model_key=""
     for s in range(0, len(todo), per_chunk):
         chunk = todo[s:s + per_chunk]
         frames = np.asarray(packed.frames[chunk]).reshape(-1, *packed.frames.shape[2:])
-        rows[chunk] = segment(model, frames, device, batch_size, video_len=t).reshape(len(chunk), t, *frames.shape[1:3])
+        rows[chunk] = segment(model, frames, device, batch_size, video_len=vote_window(t)).reshape(len(chunk), t, *frames.shape[1:3])
         rows.flush()  # rows on disk before they are marked done
         done[chunk] = True
         save_npy(done_path, done)

@@ -15,7 +15,7 @@ from . import data
 from .classes import NUM_CLASSES
 from .forecast import predict_frame22
 from .io import torch_save
-from .label import cached_labels, segment
+from .label import cached_labels, segment, vote_window
 from .metrics import jaccard
 from .paths import resolve
 from .postprocess import suppress_batch
@@ -29,7 +29,7 @@ def segment_videos(unet, frames, device, frame_idx=range(data.N_INPUT), batch_vi
     for i in tqdm(range(0, n, batch_videos), desc="U-Net", unit="batch", disable=not progress):
         chunk = np.asarray(frames[i:i + batch_videos][:, frame_idx])
         out[i:i + len(chunk)] = segment(unet, chunk.reshape(-1, *chunk.shape[2:]), device, batch_size=44,
-                                           video_len=len(frame_idx)).reshape(
+                                           video_len=vote_window(len(frame_idx))).reshape(
             len(chunk), len(frame_idx), *chunk.shape[2:4])
     return out
 

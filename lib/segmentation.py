@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from . import data
 from .augment import Augment
 from .decode import DECODES
-from .label import segment
+from .label import segment, vote_window
 from .losses import SegLoss
 from .metrics import IoUMeter
 from .train import auto_device, epoch_loader, fit, load_checkpoint
@@ -49,8 +49,8 @@ def evaluate(model, packed, device, videos=None, frames=None, batch_size=32, ret
     meter = IoUMeter()
     vids = range(len(packed)) if videos is None else videos
     ts = np.arange(packed.frames.shape[1]) if frames is None else np.asarray(frames)
-    for v in vids:  # a video's chosen frames at a time (vote_video decodes them together)
-        pred = segment(model, np.asarray(packed.frames[v, ts]), device, batch_size, video_len=len(ts))
+    for v in vids:  # a video's chosen frames at a time (vote_video decodes them together, as label_split)
+        pred = segment(model, np.asarray(packed.frames[v, ts]), device, batch_size, video_len=vote_window(len(ts)))
         meter.update(pred, np.asarray(packed.masks[v, ts]))
     return _result(meter, return_confusion)
 

@@ -78,7 +78,7 @@ def main():
     iters = args.iters or (20 if cuda else 3)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; batch {batch} of 3x160x240; {iters} timed iterations after {args.warmup} warm-up"
-          f"; amp {'on' if cuda and not args.no_amp else 'off'}")
+          f"; training amp {'on' if cuda and not args.no_amp else 'off'}")
     mixed = {torch.float16: "fp16", torch.bfloat16: "bf16", None: "fp32"}[inference_dtype(device)]
     print(f"{'size':<6}{'width':>6}{'depth':>6}{'params':>13}{'infer fp32/s':>14}{f'infer {mixed}/s':>14}"
           f"{'ratio':>7}{'train images/s':>16}")

@@ -51,3 +51,21 @@ def test_hidden_split_labels_eleven_frames(tiny_root, tmp_path):
 def test_missing_labels_error_names_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="val.npy"):
         label.load_labels(tmp_path, "val")
+
+
+def test_video_votes_of_frames_0_10_never_see_later_frames(tiny_root, tmp_path, monkeypatch):
+    """With per-track video votes, the labels of frames 0-10 (every predictor's input) are decoded from frames
+    0-10 alone, as for a hidden video; frames 11-21 vote among themselves."""
+    packed = data.load_split(tiny_root, "train", progress=False)
+    model = ColourModel()
+    model.decode = "vote_video"
+    seen = []
+    decode = label.decode
+    monkeypatch.setattr(label, "decode", lambda logits, how: seen.append((len(logits), how)) or decode(logits, how))
+    label.label_split(model, packed, tmp_path, batch_size=22, progress=False)
+    assert seen and set(seen) == {(11, "vote_video")}
+    labels = label.load_labels(tmp_path, "train")[1]
+    frames = np.asarray(packed.frames[0])
+    np.testing.assert_array_equal(labels[0, :11], label.segment(model, frames[:11], video_len=11))
+    np.testing.assert_array_equal(labels[0, 11:], label.segment(model, frames[11:], video_len=11))
+    assert label.vote_window(22) == 11 and label.vote_window(11) == 11 and label.vote_window(4) == 4

@@ -105,7 +105,7 @@ viz.save_figure(fig, "02_unet_qualitative", figures_dir)
 nv = min(6, len(val))
 pairs_vt = [(v, t) for v in range(nv) for t in range(val.frames.shape[1])]
 imgs = np.stack([val.frames[v, t] for v, t in pairs_vt])
-preds = segment(model, imgs, dev, video_len=val.frames.shape[1])
+preds = segment(model, imgs, dev, video_len=label.vote_window(val.frames.shape[1]))
 trues = np.stack([val.masks[v, t] for v, t in pairs_vt])
 scores = [float((p == t).mean()) for p, t in zip(preds, trues)]
 widgets.compare_viewer(imgs, trues, preds, [f"video_{val.ids[v]:05d} frame {t}" for v, t in pairs_vt],

@@ -56,8 +56,9 @@ print("U-Net, SimVP,", ft_path, "and the object predictor", repr(obj_name), "on"
     ("md", """
 ## Val: every stage against the true frame 22
 
-The U-Net masks come from notebook 03's labels when the same U-Net checkpoint made them (they are what
-`split_unet_masks` would compute from the raw frames: same model, same decoding), else from the frames here.
+The U-Net masks of frames 0-10 come from notebook 03's labels when the same U-Net checkpoint made them (they
+are what `split_unet_masks` computes from the raw frames: same model, same decoding, votes over frames 0-10
+only), else from the frames here. The ceiling is the U-Net's label of the true frame 22.
 The combination fills, where the object renderer left background, SimVP's pixels of known objects whose
 confidence exceeds a threshold; the threshold is chosen on val, and the combination's row is
 **cross-validated** (two folds: each half of val uses the threshold best on the other half).
