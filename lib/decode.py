@@ -65,7 +65,7 @@ def vote_video(logp):
         fgpix = flat_b > 0
         track_of[flat_b[fgpix]] = flat_t[fgpix]
         frame_of = np.zeros(offset + 1, np.int64)
-        frame_of[blobs.ravel()[fgpix]] = np.nonzero(fgpix)[0] // (sel.shape[1] * sel.shape[2])
+        frame_of[flat_b[fgpix]] = np.nonzero(fgpix)[0] // (sel.shape[1] * sel.shape[2])
         # a track is one object if no frame holds two of its blobs
         pairs = np.unique(np.stack([track_of[1:], frame_of[1:]]), axis=1)
         single = np.bincount(pairs[0], minlength=n + 1) == np.bincount(track_of[1:], minlength=n + 1)

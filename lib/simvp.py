@@ -7,8 +7,9 @@ between the two as they are. Only torch is needed (no timm): ``DropPath`` is wri
 
 ``MaskSimVP`` wraps it for the recipe: class ids -> ``Embedding(49, C)`` -> (optional 2x average-pool)
 -> SimVP over the 11 input frames -> the LAST output frame -> 1x1 conv to 49 logits -> (optional bilinear
-2x up; the two commute, the head goes first as it is cheaper at the lower resolution). ``rollout`` predicts further frames autoregressively on its own argmax masks
-(frame 22 = ``rollout(model, masks_0_10, 11)``).
+2x up; the two commute, and the head is cheaper at the lower resolution). ``rollout`` predicts further
+frames autoregressively on its own argmax masks (frame 22 = ``rollout(model, masks_0_10, 11)``), encoding
+each frame once.
 
 Why the last output frame: SimVP maps T input frames to T output frames (the decoder runs per frame on
 the translator's output, the translator mixes all frames). Trained one step ahead (11 frames -> frame 12)
