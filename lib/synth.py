@@ -71,6 +71,7 @@ class SynthConfig:
     ambient: float = 0.45
     diffuse: float = 0.6
     specular: float = 0.8  # highlight of metal
+    metal_reflect: float = 0.3  # length scale of the floor's mirrored gradient on metal (units)
     gamma: float = 1.5  # object colours are linear; display gamma
 
 
@@ -372,8 +373,13 @@ def _shade_objects(cfg, cam, seg, depth, objs, light):
     if metal.any():
         n, v, b, h = normal[metal], view[metal], base[metal], h8[metal]
         up = 2 * np.einsum("ij,ij->i", n, v)[:, None] * n[:, 2:3] - v[:, 2:3]  # height of the mirror direction
-        # mirrored environment: bright sky above a dark horizon band, grey floor below
-        env = np.where(up > 0, 0.15 + 0.85 * up, 0.4 - 0.25 * np.exp(8 * np.minimum(up, 0)))
+        # mirrored environment: bright sky above; below, the floor where the mirrored ray meets it, dark near
+        # the object (its contact shadow) and lighter further away. A flat metal face thus shows a gradient
+        # from its bottom edge up (the mirrored ray travels further from higher points), which matte rubber
+        # never has: without it metal and rubber cubes looked alike (flat faces mirror one direction).
+        down = np.maximum(-up, 1e-3)
+        dist = pts[metal][:, 2:3] / down * np.sqrt(np.clip(1 - down * down, 0, 1))
+        env = np.where(up > 0, 0.15 + 0.85 * up, 0.02 + 0.85 * (1 - np.exp(-dist / cfg.metal_reflect)))
         h64 = h * h
         h64 *= h64
         h64 *= h64
