@@ -14,11 +14,6 @@ Every later notebook reads `data_root` in the layout of DESIGN.md section 2
   the later notebooks read; bad videos are skipped or padded by `policy`, logged and counted.
 """),
     ("params", """
-profile = "cpu"
-data_root = "data/embedded"  # relative paths resolve from the project root
-run_dir = "runs/interactive"
-figures_dir = "figures"
-seed = 0
 n_train = 300
 n_val = 200
 n_unlabeled = 500

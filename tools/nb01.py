@@ -13,7 +13,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "notebooks" / "01_explore.ipynb"
 
-from tools.nbbuild import SETUP as INSTALL  # the same first cell in every notebook
+from tools.nbbuild import COMMON_PARAMS, SETUP as INSTALL  # the same first cell and common parameters
 
 TITLE = '''\
 # 01 · Exploring the videos and masks
@@ -35,11 +35,6 @@ Frame indices below are 0-based like the files (`image_0.png` .. `image_21.png`)
 to `<figures_dir>/01_*.png`; the key numbers go to `<run_dir>/metrics/01_explore.json`.'''
 
 PARAMETERS = '''\
-profile = "cpu"
-data_root = "data/embedded"   # relative paths resolve from the project root
-run_dir = "runs/interactive"
-figures_dir = "figures"   # where the 01_*.png figures go
-seed = 0
 n_grid_videos = 4
 max_videos = 200   # videos of each split read for the statistics; None reads all'''
 
@@ -209,7 +204,7 @@ def build():
     cells = [
         new_code_cell(INSTALL),
         new_markdown_cell(TITLE),
-        new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+        new_code_cell(COMMON_PARAMS + "\n" + PARAMETERS, metadata={"tags": ["parameters"]}),
         new_code_cell(SETUP),
         new_markdown_cell(MD_DATA), new_code_cell(LOAD),
         new_markdown_cell(MD_CLASSES), new_code_cell(CLASSES),

@@ -11,11 +11,6 @@ true frame 22 is the ceiling of the whole pipeline. Training resumes from `<run_
 The val frames are labelled once, into `<run_dir>/labels/` (notebook 03 then skips val).
 """),
     ("params", """
-profile = "cpu"
-data_root = "data/embedded"
-run_dir = "runs/interactive"
-figures_dir = "figures"
-seed = 0
 width = 16          # first encoder width; the full profile uses 64 (64-128-256-512, 1024 bottleneck)
 depth = 4
 epochs = 6
@@ -137,11 +132,6 @@ It also scores the two copy-frame-11 baselines on val against the true frame 22:
 the true frame-11 mask, and the U-Net's frame-11 mask.
 """),
     ("params", """
-profile = "cpu"
-data_root = "data/embedded"
-run_dir = "runs/interactive"
-figures_dir = "figures"
-seed = 0
 splits = ["val", "hidden", "train", "unlabeled"]
 batch_size = 44
 write_mask_npy = False

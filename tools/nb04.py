@@ -13,11 +13,6 @@ Frame 22 is predicted by 11 autoregressive steps on argmax masks, starting from 
 0-10, and scored against the true frame-22 masks: the same inputs the hidden set will have.
 """),
     ("params", """
-profile = "cpu"
-data_root = "data/embedded"
-run_dir = "runs/interactive"
-figures_dir = "figures"
-seed = 0
 backend = "lib"     # "lib", or "openstl" when OpenSTL is installed from source
 embed_dim = 8
 hid_S = 16

@@ -12,11 +12,6 @@ first rolls out k steps on its **own argmax output**, then takes the supervised 
 cross-entropy alone; the better one is kept for notebook 06.
 """),
     ("params", """
-profile = "cpu"
-data_root = "data/embedded"
-run_dir = "runs/interactive"
-figures_dir = "figures"
-seed = 0
 epochs = 3
 batch_size = 8
 lr = 0.0001

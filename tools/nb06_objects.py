@@ -17,11 +17,6 @@ residual on top of the physics model (`lib/dynamics.py`). The best predictor on 
 recorded for notebook 07.
 """),
     ("params", """
-profile = "cpu"
-data_root = "data/embedded"
-run_dir = "runs/interactive"
-figures_dir = "figures"
-seed = 0
 fit_videos = 100      # train videos used to fit the non-learned models' settings
 train_learned = True
 epochs = 10

@@ -4,7 +4,8 @@
     build("notebooks/00_x.ipynb", [("md", "# Title"), ("params", "a = 1"), ("code", "print(a)")])
 
 Every notebook gets the same first cell, which installs the repository's package on Colab or in a
-fresh kernel where ``lib`` cannot be imported.
+fresh kernel where ``lib`` cannot be imported. A "params" cell (tagged ``parameters`` for papermill) starts
+with ``COMMON_PARAMS``, the keys of ``params/<profile>/common.yaml``, followed by the notebook's own.
 """
 import nbformat
 
@@ -19,6 +20,12 @@ except ImportError:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)], check=True)
     sys.path.insert(0, str(root))'''
 
+COMMON_PARAMS = '''profile = "cpu"
+data_root = "data/embedded"   # relative paths resolve from the project root
+run_dir = "runs/interactive"
+figures_dir = "figures"       # where the notebook's figures go
+seed = 0'''
+
 
 def build(path, cells):
     nb = nbformat.v4.new_notebook()
@@ -32,6 +39,7 @@ def build(path, cells):
         else:
             c = nbformat.v4.new_code_cell(src)
             if kind == "params":
+                c.source = COMMON_PARAMS + "\n" + src
                 c.metadata["tags"] = ["parameters"]
             out.append(c)
     for c in out:
