@@ -20,7 +20,7 @@ from .label import load_labels
 from .losses import SegLoss
 from .metrics import jaccard
 from .simvp import MaskSimVP, rollout
-from .train import auto_device, epoch_loader, fit, load_checkpoint, unwrap
+from .train import auto_device, epoch_loader, fit, load_checkpoint
 
 MODEL_KEYS = ("embed_dim", "hid_S", "hid_T", "N_S", "N_T", "down", "mlp_ratio", "drop_path", "backend", "copy_prior")
 DEFAULTS = dict(embed_dim=8, hid_S=16, hid_T=128, N_S=2, N_T=4, down=2, mlp_ratio=4.0, drop_path=0.0, copy_prior=False,

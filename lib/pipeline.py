@@ -1,6 +1,8 @@
 """The full pipeline from raw frames 0-10 to a frame-22 mask, and the hidden-set submission file.
 
-    frames 0-10 --U-Net--> masks 0-10 --SimVP rollout (11 steps)--> frame 22 --[post-processing]--> mask
+    frames 0-10 --U-Net--> masks 0-10 --predictor--> frame 22
+    (``split_unet_masks``; then ``forecast.predict_frame22`` + ``postprocess.suppress_batch``, or the object
+    predictor of ``dynamics``, or their ``dynamics.combine``: notebook 07 puts them together)
 
 Submission: ``torch.save({"masks": uint8 (N, 160, 240), "ids": int64 (N,)})`` with the videos in the
 numeric order of their ids, written atomically and checked on reload.
@@ -13,12 +15,10 @@ from tqdm.auto import tqdm
 
 from . import data
 from .classes import NUM_CLASSES
-from .forecast import predict_frame22
 from .io import torch_save
 from .label import cached_labels, segment, vote_window
 from .metrics import jaccard
 from .paths import resolve
-from .postprocess import suppress_batch
 
 
 def segment_videos(unet, frames, device, frame_idx=range(data.N_INPUT), batch_videos=4, progress=True):
@@ -44,16 +44,6 @@ def split_unet_masks(unet, packed, device, labels_dir=None, model_key=None, fram
         if cached is not None and np.array_equal(cached[0], packed.ids) and max(frames) < cached[1].shape[1]:
             return np.asarray(cached[1][:, frames]), "labels"
     return segment_videos(unet, packed.frames, device, frames), "frames"
-
-
-def predict_from_frames(unet, simvp, frames, device, postprocess=None, progress=True):
-    """frames uint8 (N, >=11, H, W, 3) -> (frame-22 masks (N, H, W) uint8, U-Net masks of frames 0-10).
-    ``postprocess``: None, or a dict of ``postprocess.suppress`` settings (min_blob, remap)."""
-    masks_in = segment_videos(unet, frames, device, progress=progress)
-    pred = predict_frame22(simvp, masks_in, device)
-    if postprocess:
-        pred = suppress_batch(pred, masks_in, **postprocess)
-    return pred, masks_in
 
 
 def save_submission(path, ids, masks):

@@ -154,8 +154,8 @@ def main():
         print(f"{size:<6}{s['embed_dim']:>6}{s['hid_S']:>6}{s['hid_T']:>6}{s['N_S']:>4}{s['N_T']:>4}{s['down']:>5}"
               f"{n:>13,}{macs / 1e9:>14.2f}{batch:>6}{iters:>6}{rate}", flush=True)
     if args.rollout:
-        print(f"\n11-step rollout (frame 22), seconds per video: whole SimVP per step / last slot per step / "
-              f"cached encoder (lib.simvp.rollout)")
+        print("\n11-step rollout (frame 22), seconds per video: whole SimVP per step / last slot per step / "
+              "cached encoder (lib.simvp.rollout)")
         for size in args.sizes:
             if size == "full" and not cuda:
                 print(f"{size:<9} skipped on the CPU (hours)")

@@ -16,11 +16,6 @@ their ids, written atomically and checked on reload. On the embedded dataset it 
 `hidden_answers.npz`.
 """),
     ("params", """
-profile = "cpu"
-data_root = "data/embedded"
-run_dir = "runs/interactive"
-figures_dir = "figures"
-seed = 0
 predictor = "auto"     # "simvp", "objects", "combined", or "auto": the best on val
 postprocess = "auto"   # SimVP output: "auto": on only if it helps on val, "on", "off"
 min_blob = 100         # post-processing: blobs under this many pixels become background
@@ -123,7 +118,7 @@ widgets.compare_viewer(np.asarray(val.frames[:, 21]), true22, final, val.ids, or
     ("md", "## Hidden: the submission"),
     ("code", """
 hidden = data.load_split(data_root, "hidden")
-masks_h, src_h = split_unet_masks(unet, hidden, dev, labels_dir, unet_key)
+masks_h, _ = split_unet_masks(unet, hidden, dev, labels_dir, unet_key)
 if chosen in ("simvp", "combined"):  # SimVP runs only when the chosen predictor uses it
     sim_h, conf_h = predict_frame22(finetuned, masks_h, dev, return_conf=True)
     if use_pp:
