@@ -20,7 +20,7 @@ from .unet import UNet, count_params
 
 DEFAULTS = dict(width=16, depth=4, norm="batch", head="plain", decode="argmax", crop=None, epochs=6, batch_size=16, lr=2e-3, weight_decay=0.0,
                 ce=1.0, jaccard=0.0, lovasz=0.0, hflip=0.5, brightness=0.1, contrast=0.1,
-                steps_per_epoch=None, eval_videos=None, eval_frames=None, num_workers=0, seed=0)
+                steps_per_epoch=None, eval_videos=None, eval_frames=None, cpu_amp=False, num_workers=0, seed=0)
 
 
 def build_unet(cfg):
@@ -101,7 +101,7 @@ def train_unet(data_root, out_dir, progress=True, device=None, **overrides):
     config = {"model": "unet", **cfg, "params": params, "train_videos": len(train)}
     history = fit(model, loader, _SegStep(SegLoss(ce=cfg["ce"], jaccard=cfg["jaccard"], lovasz=cfg["lovasz"])),
                   ev, out_dir, config, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                  schedule="onecycle", device=device, progress=progress, seed=cfg["seed"],
+                  schedule="onecycle", cpu_amp=cfg["cpu_amp"], device=device, progress=progress, seed=cfg["seed"],
                   max_steps_per_epoch=cfg["steps_per_epoch"])
     model, _ = load_unet(Path(out_dir) / "best.pt", device)
     return model, history, config

@@ -72,6 +72,7 @@ class SynthConfig:
     diffuse: float = 0.6
     specular: float = 0.8  # highlight of metal
     metal_reflect: float = 0.3  # length scale of the floor's mirrored gradient on metal (units)
+    metal_sky: tuple = (0.05, 0.45)  # environment mirrored by metal above the horizon: a + b * height of the ray
     gamma: float = 1.5  # object colours are linear; display gamma
 
 
@@ -379,7 +380,8 @@ def _shade_objects(cfg, cam, seg, depth, objs, light):
         # never has: without it metal and rubber cubes looked alike (flat faces mirror one direction).
         down = np.maximum(-up, 1e-3)
         dist = pts[metal][:, 2:3] / down * np.sqrt(np.clip(1 - down * down, 0, 1))
-        env = np.where(up > 0, 0.15 + 0.85 * up, 0.02 + 0.85 * (1 - np.exp(-dist / cfg.metal_reflect)))
+        sky_a, sky_b = cfg.metal_sky
+        env = np.where(up > 0, sky_a + sky_b * up, 0.02 + 0.85 * (1 - np.exp(-dist / cfg.metal_reflect)))
         h64 = h * h
         h64 *= h64
         h64 *= h64

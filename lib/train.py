@@ -255,11 +255,13 @@ def _make_scheduler(name, optimizer, lr, total_steps):
 
 # ---------------------------------------------------------------------------------------------- the loop
 def fit(model, train_loader, loss_fn, evaluate, out_dir, config, epochs, optimizer="adam", lr=1e-3,
-        schedule="onecycle", weight_decay=0.0, amp=True, device=None, grad_clip=None, progress=True, seed=0,
+        schedule="onecycle", weight_decay=0.0, amp=True, cpu_amp=False, device=None, grad_clip=None, progress=True, seed=0,
         log_every=20, max_steps_per_epoch=None, monitor="val_iou", mode="max", resume=True, stop_after=None):
     """Train ``model``; returns the history (one dict per epoch).
 
-    - ``loss_fn(model, batch, device) -> scalar loss`` does the forward pass (runs under autocast on CUDA).
+    - ``loss_fn(model, batch, device) -> scalar loss`` does the forward pass (runs under float16 autocast on
+      CUDA when ``amp``; under bfloat16 autocast on a CPU with native bf16 when ``cpu_amp``: 1.5x faster
+      for the `cpu` U-Net on this project's machine, no gain for SimVP's depthwise convolutions).
       If it has a ``set_step(step, total_steps)`` method, that is called before each step (for schedules such
       as scheduled sampling; keep its state a function of the step so that resuming stays exact).
     - ``evaluate(model, device) -> dict`` runs after each epoch with the model in eval mode and gradients off;
@@ -275,6 +277,8 @@ def fit(model, train_loader, loss_fn, evaluate, out_dir, config, epochs, optimiz
     device = auto_device(device)
     model.to(device)
     use_amp = bool(amp) and device.type == "cuda"
+    cpu_bf16 = bool(cpu_amp) and device.type == "cpu" and inference_dtype(device) == torch.bfloat16
+    cast_dtype = torch.float16 if use_amp else torch.bfloat16
     config = _plain(config or {})
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
     if steps == 0:
@@ -325,7 +329,7 @@ def fit(model, train_loader, loss_fn, evaluate, out_dir, config, epochs, optimiz
                 break
             if hasattr(loss_fn, "set_step"):
                 loss_fn.set_step((epoch - 1) * steps + i, epochs * steps)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=cast_dtype, enabled=use_amp or cpu_bf16):
                 loss = loss_fn(model, batch, device)
             if not use_amp and not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} step {i}")

@@ -10,7 +10,8 @@ from torch.utils.data import TensorDataset
 
 from lib.augment import Augment
 from lib.metrics import jaccard
-from lib.train import CheckpointError, EpochSampler, epoch_loader, fit, load_checkpoint, read_checkpoint
+from lib.train import (CheckpointError, EpochSampler, epoch_loader, fit, inference_dtype, load_checkpoint,
+                       read_checkpoint)
 from lib.unet import UNet
 
 C = 4
@@ -134,6 +135,30 @@ def test_extend_without_schedule(tmp_path):
     m1, h1 = run(tmp_path / "a", epochs=3, schedule="none")
     run(tmp_path / "b", epochs=1, schedule="none")
     m2, h2 = run(tmp_path / "b", epochs=3, schedule="none")
+    assert_same(m1, h1, m2, h2)
+
+
+def test_cpu_amp_trains_in_bf16_and_resumes_exactly(tmp_path):
+    """cpu_amp: the forward pass runs under bfloat16 autocast where the CPU has native bf16 (float32
+    elsewhere), the loss stays finite, and a resumed run still equals an uninterrupted one."""
+    seen = []
+
+    def recording(model, batch, device):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return loss_fn(model, batch, device)
+
+    torch.manual_seed(0)
+    loader = epoch_loader(TensorDataset(*make_data()), batch_size=4, seed=3)
+    h0 = fit(Net(), loader, recording, evaluate, tmp_path / "a", {"width": 4}, 2, lr=3e-3, cpu_amp=True,
+             progress=False)
+    assert seen and all(s == (inference_dtype("cpu") == torch.bfloat16) for s in seen)
+    seen.clear()
+    fit(Net(), loader, recording, evaluate, tmp_path / "b", {"width": 4}, 2, lr=3e-3, progress=False)
+    assert seen and not any(seen)  # off by default
+    assert all(r["train_loss"] == r["train_loss"] for r in h0)
+    m1, h1 = run(tmp_path / "c", epochs=3, cpu_amp=True)
+    run(tmp_path / "d", epochs=3, cpu_amp=True, stop_after=1)
+    m2, h2 = run(tmp_path / "d", epochs=3, cpu_amp=True)
     assert_same(m1, h1, m2, h2)
 
 

@@ -24,6 +24,7 @@ crop = None         # [h, w]: train on random crops (cheaper steps), None: whole
 steps_per_epoch = None   # None: every train frame each epoch
 eval_videos = 40    # val videos scored after each epoch (None: all), the final score uses all val frames
 eval_frames = 6
+cpu_amp = True      # bfloat16 autocast when training on a CPU with native bf16 (1.5x faster); CUDA uses float16 AMP
 num_workers = 0
 device = None       # None: CUDA if available, else CPU
 """),
@@ -50,7 +51,7 @@ model, history, config = train_unet(
     data_root, out_dir, device=device, width=width, depth=depth, head=head, decode=decode, crop=crop,
     epochs=epochs, batch_size=batch_size, lr=lr,
     ce=ce, jaccard=jaccard, steps_per_epoch=steps_per_epoch, eval_videos=eval_videos, eval_frames=eval_frames,
-    num_workers=num_workers, seed=seed)
+    cpu_amp=cpu_amp, num_workers=num_workers, seed=seed)
 print(f"{config['params']:,} parameters")
 """),
     ("md", "## Training curves"),
