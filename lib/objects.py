@@ -502,6 +502,9 @@ def object_pixels(masks_in, cid, t, denoise=False):
 
 def _place(ys, xs, c, new_c, scale, h, w):
     """Pixels of the moved (and scaled) object, clipped to the frame: (ys, xs) int arrays."""
+    empty = np.zeros(0, np.int64)
+    if not (np.isfinite(scale) and scale > 0 and np.isfinite(new_c).all()):
+        return empty, empty
     if abs(scale - 1.0) < 1e-3:
         d = np.rint(np.asarray(new_c) - np.asarray(c)).astype(np.int64)
         ny, nx = ys + d[0], xs + d[1]
@@ -513,6 +516,10 @@ def _place(ys, xs, c, new_c, scale, h, w):
         ty1 = int(np.ceil(new_c[0] + (ys.max() + 0.5 - c[0]) * scale))
         tx0 = int(np.floor(new_c[1] + (x0 - 0.5 - c[1]) * scale))
         tx1 = int(np.ceil(new_c[1] + (xs.max() + 0.5 - c[1]) * scale))
+        # only the part inside the frame: a point predicted near the horizon can scale up a thousandfold
+        ty0, ty1, tx0, tx1 = max(ty0, 0), min(ty1, h - 1), max(tx0, 0), min(tx1, w - 1)
+        if ty0 > ty1 or tx0 > tx1:
+            return empty, empty
         gy, gx = np.mgrid[ty0:ty1 + 1, tx0:tx1 + 1]
         sy = np.rint(c[0] + (gy - new_c[0]) / scale).astype(np.int64) - y0
         sx = np.rint(c[1] + (gx - new_c[1]) / scale).astype(np.int64) - x0

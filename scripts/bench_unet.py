@@ -1,8 +1,9 @@
 """U-Net speed on this machine: inference frames/s and training images/s on random 160x240 frames.
 
 Inference is timed in float32 and in the mixed precision that labelling uses (lib.train.inference_autocast:
-float16 on CUDA, bfloat16 on a CPU with native bf16, else the same as float32). Training uses float16 AMP
-on CUDA and float32 on the CPU (as lib.train.fit).
+float16 on CUDA, bfloat16 on a CPU with native bf16, else the same as float32). Training is timed the same
+two ways: float32, and the mixed precision of lib.train.fit (float16 AMP on CUDA; bfloat16 autocast on such a
+CPU, which fit uses when asked with ``cpu_amp``, as the `cpu` profile does).
 
     python scripts/bench_unet.py                        # sizes cpu (width 16) and full (width 64), depth 4 (< 2 min on 2 cores)
     python scripts/bench_unet.py --sizes cpu --batch 8 --iters 5 --device cpu
@@ -30,7 +31,6 @@ def bench(size, batch, iters, warmup, device, amp=True):
     x = torch.rand(batch, 3, 160, 240, device=device)
     y = torch.randint(0, NUM_CLASSES, (batch, 160, 240), device=device)
     use_amp = amp and device.type == "cuda"
-    cast = lambda: torch.autocast(device.type, dtype=torch.float16, enabled=use_amp)  # noqa: E731
 
     model.eval()
     infer = []
@@ -47,19 +47,21 @@ def bench(size, batch, iters, warmup, device, amp=True):
 
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    for i in range(warmup + iters):
-        if i == warmup:
-            _sync(device)
-            t0 = time.perf_counter()
-        with cast():
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-    _sync(device)
-    train = batch * iters / (time.perf_counter() - t0)
+    train = []
+    for mixed in (False, True):
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and mixed)
+        for i in range(warmup + iters):
+            if i == warmup:
+                _sync(device)
+                t0 = time.perf_counter()
+            with inference_autocast(device, mixed and amp):  # the dtypes fit uses (fp16 CUDA, bf16 CPU)
+                loss = F.cross_entropy(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        _sync(device)
+        train.append(batch * iters / (time.perf_counter() - t0))
     return count_params(model), infer, train
 
 
@@ -78,15 +80,17 @@ def main():
     iters = args.iters or (20 if cuda else 3)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; batch {batch} of 3x160x240; {iters} timed iterations after {args.warmup} warm-up"
-          f"; training amp {'on' if cuda and not args.no_amp else 'off'}")
+          f"; mixed precision {'off' if args.no_amp else 'on'}")
     mixed = {torch.float16: "fp16", torch.bfloat16: "bf16", None: "fp32"}[inference_dtype(device)]
     print(f"{'size':<6}{'width':>6}{'depth':>6}{'params':>13}{'infer fp32/s':>14}{f'infer {mixed}/s':>14}"
-          f"{'ratio':>7}{'train images/s':>16}")
+          f"{'ratio':>7}{'train fp32/s':>14}{f'train {mixed}/s':>14}{'ratio':>7}")
     for size in args.sizes:
-        n, (infer32, infer_mixed), train = bench(size, batch, iters, args.warmup, device, amp=not args.no_amp)
+        n, (infer32, infer_mixed), (train32, train_mixed) = bench(size, batch, iters, args.warmup, device,
+                                                                 amp=not args.no_amp)
         s = SIZES[size]
         print(f"{size:<6}{s['width']:>6}{s['depth']:>6}{n:>13,}{infer32:>14.1f}{infer_mixed:>14.1f}"
-              f"{infer_mixed / infer32:>6.2f}x{train:>16.1f}", flush=True)
+              f"{infer_mixed / infer32:>6.2f}x{train32:>14.1f}{train_mixed:>14.1f}{train_mixed / train32:>6.2f}x",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,15 @@ def main(run):
     t = Path(run) / "timings.tsv"
     if t.is_file():
         rows = list(csv.DictReader(t.open(), delimiter="\t"))
+        last = {r["notebook"]: r for r in rows if r["status"] == "ok"}  # a notebook rerun after a failure: its last run
+        failed = [r for r in rows if r["status"] != "ok"]
         print("\n| notebook | minutes |\n|---|---|")
-        for r in rows:
-            print(f"| {r['notebook']} | {int(r['seconds']) / 60:.1f} |")
-        print(f"| **total** | **{sum(int(r['seconds']) for r in rows) / 60:.1f}** |")
+        for name in sorted(last):
+            print(f"| {name} | {int(last[name]['seconds']) / 60:.1f} |")
+        print(f"| **total** | **{sum(int(r['seconds']) for r in last.values()) / 60:.1f}** |")
+        if failed:
+            print(f"(not counted: {len(failed)} failed attempt(s), " +
+                  ", ".join(f"{r['notebook']} {int(r['seconds'])} s" for r in failed) + ")")
 
 
 if __name__ == "__main__":

@@ -176,6 +176,13 @@ def test_scaled_render_and_size_model():
     assert 350 <= (out == 3).sum() <= 450  # 4x the area
     ys, xs = np.nonzero(out == 3)
     assert abs(ys.mean() - 44.5) < 1 and abs(xs.mean() - 44.5) < 1
+    # an object predicted near the horizon (huge scale): only the frame is covered, no huge grid is built
+    preds[3].scale, preds[3].disp = 5000.0, np.array([0.0, 0.0])
+    assert (O.render(m, preds) == 3).all()
+    preds[3].disp = np.array([-1e6, 3e6])  # far outside the frame
+    assert not (O.render(m, preds) == 3).any()
+    preds[3].scale = float("nan")
+    assert not (O.render(m, preds) == 3).any()
     # sizes growing linearly with y: s(y) = 1 + 0.01 y
     vids = np.zeros((2, 22, H, W), np.uint8)
     for t in range(22):

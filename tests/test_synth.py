@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from lib import synth
 
@@ -128,3 +129,22 @@ def test_config():
         synth.make_config(no_such_key=1)
     with pytest.raises(ValueError):
         synth.generate("/nonexistent-never-written", counts={"test": 1})
+
+
+def test_metal_mirrors_a_dark_sky():
+    """`metal_sky` is the environment metal mirrors above the horizon: it changes metal pixels only, and the
+    default (darker than the floor) darkens them, so a gray metal face facing up no longer looks like floor."""
+    def metal_in_frame_0(v):
+        _, mask, info = synth.render_video(v, rgb_frames=[], mask_frames=[0])
+        return np.isin(mask[0], [o["class_id"] for o in info["objects"] if (o["class_id"] - 1) % 16 < 8]).sum() > 50
+
+    vid = next(v for v in range(1000, 1050) if metal_in_frame_0(v))
+    dark_rgb, mask, info = synth.render_video(vid, rgb_frames=[0], mask_frames=[0])
+    bright_rgb, _, _ = synth.render_video(vid, rgb_frames=[0], mask_frames=[0], metal_sky=(0.15, 0.85))
+    metal_ids = [o["class_id"] for o in info["objects"] if (o["class_id"] - 1) % 16 < 8]
+    metal = np.isin(mask[0], metal_ids)
+    changed = (dark_rgb[0].astype(int) - bright_rgb[0]).any(-1)
+    assert metal.any() and changed.any()
+    near_metal = ndimage.binary_dilation(metal, iterations=3)  # the 2x box-downsampling and blur spill 2 px
+    assert not (changed & ~near_metal).any()
+    assert dark_rgb[0][metal].astype(int).sum() < bright_rgb[0][metal].astype(int).sum()

@@ -1,0 +1,52 @@
+"""prepare_dataset: generate, reuse, and refuse synthetic data made with other generator settings."""
+import json
+from dataclasses import asdict
+
+import pytest
+
+from lib import prepare, synth
+
+COUNTS = {"train": 1, "val": 1}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prep") / "data"
+    out = prepare.prepare_dataset(root, COUNTS, seed=0, workers=1, progress=False)
+    assert out["action"] == "generated" and out["counts"] == COUNTS
+    return root
+
+
+def test_reuses_complete_data(root):
+    marker = json.loads((root / prepare.MARKER).read_text())
+    assert marker["config"] == json.loads(json.dumps(asdict(synth.make_config())))  # every setting, defaults too
+    assert prepare.prepare_dataset(root, COUNTS, seed=0, workers=1, progress=False)["action"] == "existing"
+
+
+def test_other_overrides_or_seed_refused(root):
+    with pytest.raises(ValueError, match="SYNTHETIC.json"):
+        prepare.prepare_dataset(root, COUNTS, seed=1, workers=1, progress=False)
+    with pytest.raises(ValueError, match="SYNTHETIC.json"):
+        prepare.prepare_dataset(root, COUNTS, seed=0, workers=1, progress=False, friction=0.2)
+
+
+def test_data_from_an_older_generator_refused(root, tmp_path):
+    """Defaults changed by a newer lib/synth.py: reusing the old videos would mix two renderings."""
+    marker = root / prepare.MARKER
+    saved = marker.read_text()
+    old = json.loads(saved)
+    old["config"]["metal_sky"] = [0.15, 0.85]
+    marker.write_text(json.dumps(old))
+    try:
+        with pytest.raises(ValueError, match=r"SYNTHETIC\.json.*older version of the generator.*metal_sky"):
+            prepare.prepare_dataset(root, COUNTS, seed=0, workers=1, progress=False)
+        videos = sorted(p.name for p in (root / "train").iterdir())
+        assert videos == ["video_00000"]  # nothing deleted
+    finally:
+        marker.write_text(saved)
+
+
+def test_real_data_left_alone(tmp_path):
+    (tmp_path / "train" / "video_00000").mkdir(parents=True)
+    assert prepare.prepare_dataset(tmp_path, COUNTS, progress=False)["action"] == "existing"
+    assert not (tmp_path / prepare.MARKER).exists()
