@@ -255,13 +255,13 @@ def _make_scheduler(name, optimizer, lr, total_steps):
 
 # ---------------------------------------------------------------------------------------------- the loop
 def fit(model, train_loader, loss_fn, evaluate, out_dir, config, epochs, optimizer="adam", lr=1e-3,
-        schedule="onecycle", weight_decay=0.0, amp=True, cpu_amp=False, device=None, grad_clip=None, progress=True, seed=0,
-        log_every=20, max_steps_per_epoch=None, monitor="val_iou", mode="max", resume=True, stop_after=None):
+        schedule="onecycle", weight_decay=0.0, amp=True, cpu_amp=False, device=None, grad_clip=None, progress=True,
+        seed=0, log_every=20, max_steps_per_epoch=None, monitor="val_iou", mode="max", resume=True, stop_after=None):
     """Train ``model``; returns the history (one dict per epoch).
 
     - ``loss_fn(model, batch, device) -> scalar loss`` does the forward pass (runs under float16 autocast on
-      CUDA when ``amp``; under bfloat16 autocast on a CPU with native bf16 when ``cpu_amp``: 1.5x faster
-      for the `cpu` U-Net on this project's machine, no gain for SimVP's depthwise convolutions).
+      CUDA when ``amp``; under bfloat16 autocast on a CPU with native bf16 when ``cpu_amp``: epochs of the `cpu`
+      U-Net 1.5x faster on this project's machine; SimVP, mostly depthwise convolutions, did not gain).
       If it has a ``set_step(step, total_steps)`` method, that is called before each step (for schedules such
       as scheduled sampling; keep its state a function of the step so that resuming stays exact).
     - ``evaluate(model, device) -> dict`` runs after each epoch with the model in eval mode and gradients off;
