@@ -39,7 +39,8 @@ def main(run):
     t = Path(run) / "timings.tsv"
     if t.is_file():
         rows = list(csv.DictReader(t.open(), delimiter="\t"))
-        last = {r["notebook"]: r for r in rows if r["status"] == "ok"}  # a notebook rerun after a failure: its last run
+        # a notebook rerun after a failure counts once, with its last successful run
+        last = {r["notebook"]: r for r in rows if r["status"] == "ok"}
         failed = [r for r in rows if r["status"] != "ok"]
         print("\n| notebook | minutes |\n|---|---|")
         for name in sorted(last):
