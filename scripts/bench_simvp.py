@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from _bench import sync, train_step
 from lib.classes import NUM_CLASSES
 from lib.simvp import MaskSimVP, count_flops, count_params, rollout
 from lib.train import auto_device
@@ -36,11 +37,6 @@ SIZES = {
     "full": dict(embed_dim=16, hid_S=64, hid_T=512, N_S=4, N_T=8, down=1),
 }
 H, W, IN_LEN = 160, 240, 11
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bench(size, batch, iters, warmup, device, amp=True, speed=True):
@@ -57,15 +53,10 @@ def bench(size, batch, iters, warmup, device, amp=True, speed=True):
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     times, cpus = [], []
     for i in range(warmup + iters):
-        _sync(device)
+        sync(device)
         t0, c0 = time.perf_counter(), time.process_time()
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        _sync(device)
+        train_step(model, opt, scaler, x, y, torch.autocast(device.type, dtype=torch.float16, enabled=use_amp))
+        sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
@@ -113,10 +104,10 @@ def bench_rollout(size, videos, device):
     out, preds = [], []
     for m in (WholeSimVP(model).eval(), StepByStep(model).eval(), model):
         rollout(m, x[:1], 1)  # warm-up
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         preds.append(rollout(m, x, 11))
-        _sync(device)
+        sync(device)
         out.append(time.perf_counter() - t0)
     agree = min(float((p == preds[-1]).float().mean()) for p in preds)
     return out, agree

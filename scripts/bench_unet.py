@@ -12,18 +12,13 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 
+from _bench import sync, train_step
 from lib.classes import NUM_CLASSES
 from lib.train import auto_device, inference_autocast, inference_dtype
 from lib.unet import UNet, count_params
 
 SIZES = {"small": dict(width=8, depth=4), "cpu": dict(width=16, depth=4), "full": dict(width=64, depth=4)}
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bench(size, batch, iters, warmup, device, amp=True):
@@ -38,11 +33,11 @@ def bench(size, batch, iters, warmup, device, amp=True):
         with torch.inference_mode():
             for i in range(warmup + iters):
                 if i == warmup:
-                    _sync(device)
+                    sync(device)
                     t0 = time.perf_counter()
                 with inference_autocast(device, mixed and amp):
                     model(x).argmax(1)
-            _sync(device)
+            sync(device)
         infer.append(batch * iters / (time.perf_counter() - t0))
 
     model.train()
@@ -52,15 +47,11 @@ def bench(size, batch, iters, warmup, device, amp=True):
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp and mixed)
         for i in range(warmup + iters):
             if i == warmup:
-                _sync(device)
+                sync(device)
                 t0 = time.perf_counter()
-            with inference_autocast(device, mixed and amp):  # the dtypes fit uses (fp16 CUDA, bf16 CPU)
-                loss = F.cross_entropy(model(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        _sync(device)
+            # the dtypes fit uses (fp16 CUDA, bf16 CPU)
+            train_step(model, opt, scaler, x, y, inference_autocast(device, mixed and amp))
+        sync(device)
         train.append(batch * iters / (time.perf_counter() - t0))
     return count_params(model), infer, train
 
