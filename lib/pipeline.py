@@ -7,18 +7,19 @@
 Submission: ``torch.save({"masks": uint8 (N, 160, 240), "ids": int64 (N,)})`` with the videos in the
 numeric order of their ids, written atomically and checked on reload.
 """
+
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import data
-from .classes import NUM_CLASSES
-from .io import torch_save
-from .label import cached_labels, segment, vote_window
-from .metrics import jaccard
-from .paths import resolve
+from lib.common.classes import NUM_CLASSES
+from lib.common.files import torch_save
+from lib.common.metrics import jaccard
+from lib.common.paths import resolve
+from lib.data import dataset as data
+from lib.segmentation.label import cached_labels, segment, vote_window
 
 
 def segment_videos(unet, frames, device, frame_idx=range(data.N_INPUT), batch_videos=4, progress=True):
@@ -27,16 +28,16 @@ def segment_videos(unet, frames, device, frame_idx=range(data.N_INPUT), batch_vi
     n = len(frames)
     out = np.empty((n, len(frame_idx), *frames.shape[2:4]), np.uint8)
     for i in tqdm(range(0, n, batch_videos), desc="U-Net", unit="batch", disable=not progress):
-        chunk = np.asarray(frames[i:i + batch_videos][:, frame_idx])
-        out[i:i + len(chunk)] = segment(unet, chunk.reshape(-1, *chunk.shape[2:]), device, batch_size=44,
-                                           video_len=vote_window(len(frame_idx))).reshape(
-            len(chunk), len(frame_idx), *chunk.shape[2:4])
+        chunk = np.asarray(frames[i : i + batch_videos][:, frame_idx])
+        out[i : i + len(chunk)] = segment(
+            unet, chunk.reshape(-1, *chunk.shape[2:]), device, batch_size=44, video_len=vote_window(len(frame_idx))
+        ).reshape(len(chunk), len(frame_idx), *chunk.shape[2:4])
     return out
 
 
 def split_unet_masks(unet, packed, device, labels_dir=None, model_key=None, frames=range(data.N_INPUT)):
     """U-Net masks (N, len(frames), H, W) uint8 of some frames of a packed split. Read from ``labels_dir`` when
-    ``lib.label.label_split`` wrote them there with ``model_key`` (the same checkpoint) for the same videos,
+    ``lib.segmentation.label.label_split`` wrote them there with ``model_key`` (the same checkpoint) for the same videos,
     otherwise computed from the raw frames. Returns (masks, "labels" or "frames")."""
     frames = list(frames)
     if labels_dir is not None and model_key is not None:
@@ -71,8 +72,10 @@ def load_submission(path):
 def check_submission(sub, n_expected=None):
     """Raises ValueError naming what is wrong: keys, shape, dtype, id range, order."""
     if not isinstance(sub, dict) or set(sub) != {"ids", "masks"}:
-        raise ValueError(f"submission must be a dict with 'ids' and 'masks', got {type(sub).__name__} "
-                         f"{sorted(sub) if isinstance(sub, dict) else ''}")
+        raise ValueError(
+            f"submission must be a dict with 'ids' and 'masks', got {type(sub).__name__} "
+            f"{sorted(sub) if isinstance(sub, dict) else ''}"
+        )
     ids, masks = sub["ids"], sub["masks"]
     if masks.dtype not in (torch.uint8, torch.int64):
         raise ValueError(f"masks have dtype {masks.dtype}, expected uint8 or int64")

@@ -1,4 +1,5 @@
 """Pieces the benchmark scripts share (bench_unet.py, bench_simvp.py): imported as a sibling module."""
+
 import torch
 import torch.nn.functional as F
 

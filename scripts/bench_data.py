@@ -1,14 +1,15 @@
 """Videos/s reading whole videos from PNG files versus from the packed memory-mapped cache.
 
-    python scripts/bench_data.py --data-root data/embedded --split train --videos 50
+python scripts/bench_data.py --data-root data/embedded --split train --videos 50
 """
+
 import argparse
 import time
 
 import numpy as np
 
-from lib import data
-from lib.paths import resolve
+from lib.common.paths import resolve
+from lib.data import dataset as data
 
 
 def main():

@@ -13,20 +13,21 @@ The full size on CPU is timed on one batch-1 iteration without warm-up (an upper
 
 ``--rollout`` times an 11-step frame-22 rollout of 16 videos (not for the full size on CPU): (a) every step
 through OpenSTL's whole SimVP, decoding all 11 output slots (the straightforward port); (b) every step through
-``MaskSimVP.forward``, which decodes only the last slot; (c) ``lib.simvp.rollout``, which also encodes each
+``MaskSimVP.forward``, which decodes only the last slot; (c) ``lib.forecasting.simvp.rollout``, which also encodes each
 frame once and reuses its code while the window slides. All three give the same masks.
 """
+
 import argparse
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from _bench import sync, train_step
-from lib.classes import NUM_CLASSES
-from lib.simvp import MaskSimVP, count_flops, count_params, rollout
-from lib.train import auto_device
+
+from lib.common.classes import NUM_CLASSES
+from lib.common.trainer import auto_device
+from lib.forecasting.simvp import MaskSimVP, count_flops, count_params, rollout
 
 SIZES = {
     "small": dict(embed_dim=8, hid_S=8, hid_T=32, N_S=2, N_T=2, down=2, mlp_ratio=4.0),
@@ -117,8 +118,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["cpu_fast", "cpu", "full"], choices=list(SIZES))
     ap.add_argument("--batch", type=int, default=None, help="default 4 on CPU, 16 on CUDA (full size on CPU: 1)")
-    ap.add_argument("--iters", type=int, default=None, help="timed iterations (default 3 on CPU, 20 on CUDA; "
-                                                           "full size on CPU: 1)")
+    ap.add_argument(
+        "--iters", type=int, default=None, help="timed iterations (default 3 on CPU, 20 on CUDA; full size on CPU: 1)"
+    )
     ap.add_argument("--warmup", type=int, default=None, help="default 1 (full size on CPU: 0)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--no-amp", action="store_true")
@@ -128,10 +130,14 @@ def main():
     device = auto_device(args.device)
     cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; windows of {IN_LEN}x{H}x{W} class ids -> next-frame logits; "
-          f"amp {'on' if cuda and not args.no_amp else 'off'}")
-    print(f"{'size':<6}{'embed':>6}{'hid_S':>6}{'hid_T':>6}{'N_S':>4}{'N_T':>4}{'down':>5}{'params':>13}"
-          f"{'GMACs/window':>14}{'batch':>6}{'iters':>6}{'train win/s mean':>17}{'best':>7}{'CPU s/win':>10}")
+    print(
+        f"device: {name}; windows of {IN_LEN}x{H}x{W} class ids -> next-frame logits; "
+        f"amp {'on' if cuda and not args.no_amp else 'off'}"
+    )
+    print(
+        f"{'size':<6}{'embed':>6}{'hid_S':>6}{'hid_T':>6}{'N_S':>4}{'N_T':>4}{'down':>5}{'params':>13}"
+        f"{'GMACs/window':>14}{'batch':>6}{'iters':>6}{'train win/s mean':>17}{'best':>7}{'CPU s/win':>10}"
+    )
     for size in args.sizes:
         cpu_full = size == "full" and not cuda
         batch = args.batch or (16 if cuda else (1 if cpu_full else 4))
@@ -140,21 +146,28 @@ def main():
         speed = not (size == "full" and args.skip_full_speed)
         n, macs, train = bench(size, batch, iters, warmup, device, amp=not args.no_amp, speed=speed)
         s = SIZES[size]
-        rate = (f"{train[0]:>17.2f}{train[1]:>7.2f}{train[2]:>10.2f}" if train is not None
-                else f"{'skipped':>17}")
-        print(f"{size:<6}{s['embed_dim']:>6}{s['hid_S']:>6}{s['hid_T']:>6}{s['N_S']:>4}{s['N_T']:>4}{s['down']:>5}"
-              f"{n:>13,}{macs / 1e9:>14.2f}{batch:>6}{iters:>6}{rate}", flush=True)
+        rate = f"{train[0]:>17.2f}{train[1]:>7.2f}{train[2]:>10.2f}" if train is not None else f"{'skipped':>17}"
+        print(
+            f"{size:<6}{s['embed_dim']:>6}{s['hid_S']:>6}{s['hid_T']:>6}{s['N_S']:>4}{s['N_T']:>4}{s['down']:>5}"
+            f"{n:>13,}{macs / 1e9:>14.2f}{batch:>6}{iters:>6}{rate}",
+            flush=True,
+        )
     if args.rollout:
-        print("\n11-step rollout (frame 22), seconds per video: whole SimVP per step / last slot per step / "
-              "cached encoder (lib.simvp.rollout)")
+        print(
+            "\n11-step rollout (frame 22), seconds per video: whole SimVP per step / last slot per step / "
+            "cached encoder (lib.forecasting.simvp.rollout)"
+        )
         for size in args.sizes:
             if size == "full" and not cuda:
                 print(f"{size:<9} skipped on the CPU (hours)")
                 continue
             videos = 16
             (whole, last, cached), agree = bench_rollout(size, videos, device)
-            print(f"{size:<9} {whole / videos:7.3f} / {last / videos:7.3f} / {cached / videos:7.3f}   "
-                  f"speed-up {whole / cached:.1f}x; pixels agreeing with the cached rollout {agree:.4%}", flush=True)
+            print(
+                f"{size:<9} {whole / videos:7.3f} / {last / videos:7.3f} / {cached / videos:7.3f}   "
+                f"speed-up {whole / cached:.1f}x; pixels agreeing with the cached rollout {agree:.4%}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Generation speed of the synthetic dataset: videos/s for a few worker counts and render scales.
 
-    python scripts/bench_synth.py --videos 60 --workers 1 2 --supersample 2 1
+python scripts/bench_synth.py --videos 60 --workers 1 2 --supersample 2 1
 """
+
 import argparse
 import shutil
 import tempfile
 import time
 
-from lib.synth import generate
+from lib.data.synth import generate
 
 
 def main():
@@ -25,8 +26,10 @@ def main():
                 wall = time.time() - t0
             finally:
                 shutil.rmtree(root, ignore_errors=True)
-            print(f"supersample={ss} workers={w}: {res['videos_per_s']:.2f} videos/s "
-                  f"({args.videos} videos in {wall:.1f} s with start-up; 1500 videos ~ {1500 / res['videos_per_s'] / 60:.1f} min)")
+            print(
+                f"supersample={ss} workers={w}: {res['videos_per_s']:.2f} videos/s "
+                f"({args.videos} videos in {wall:.1f} s with start-up; 1500 videos ~ {1500 / res['videos_per_s'] / 60:.1f} min)"
+            )
 
 
 if __name__ == "__main__":

@@ -1,22 +1,23 @@
 """U-Net speed on this machine: inference frames/s and training images/s on random 160x240 frames.
 
-Inference is timed in float32 and in the mixed precision that labelling uses (lib.train.inference_autocast:
+Inference is timed in float32 and in the mixed precision that labelling uses (lib.common.trainer.inference_autocast:
 float16 on CUDA, bfloat16 on a CPU with native bf16, else the same as float32). Training is timed the same
-two ways: float32, and the mixed precision of lib.train.fit (float16 AMP on CUDA; bfloat16 autocast on such a
+two ways: float32, and the mixed precision of lib.common.trainer.fit (float16 AMP on CUDA; bfloat16 autocast on such a
 CPU, which fit uses when asked with ``cpu_amp``, as the `cpu` profile does).
 
     python scripts/bench_unet.py                        # sizes cpu (width 16) and full (width 64), depth 4 (< 2 min on 2 cores)
     python scripts/bench_unet.py --sizes cpu --batch 8 --iters 5 --device cpu
 """
+
 import argparse
 import time
 
 import torch
-
 from _bench import sync, train_step
-from lib.classes import NUM_CLASSES
-from lib.train import auto_device, inference_autocast, inference_dtype
-from lib.unet import UNet, count_params
+
+from lib.common.classes import NUM_CLASSES
+from lib.common.trainer import auto_device, inference_autocast, inference_dtype
+from lib.segmentation.unet import UNet, count_params
 
 SIZES = {"small": dict(width=8, depth=4), "cpu": dict(width=16, depth=4), "full": dict(width=64, depth=4)}
 
@@ -70,18 +71,25 @@ def main():
     batch = args.batch or (32 if cuda else 8)
     iters = args.iters or (20 if cuda else 3)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; batch {batch} of 3x160x240; {iters} timed iterations after {args.warmup} warm-up"
-          f"; mixed precision {'off' if args.no_amp else 'on'}")
+    print(
+        f"device: {name}; batch {batch} of 3x160x240; {iters} timed iterations after {args.warmup} warm-up"
+        f"; mixed precision {'off' if args.no_amp else 'on'}"
+    )
     mixed = {torch.float16: "fp16", torch.bfloat16: "bf16", None: "fp32"}[inference_dtype(device)]
-    print(f"{'size':<6}{'width':>6}{'depth':>6}{'params':>13}{'infer fp32/s':>14}{f'infer {mixed}/s':>14}"
-          f"{'ratio':>7}{'train fp32/s':>14}{f'train {mixed}/s':>14}{'ratio':>7}")
+    print(
+        f"{'size':<6}{'width':>6}{'depth':>6}{'params':>13}{'infer fp32/s':>14}{f'infer {mixed}/s':>14}"
+        f"{'ratio':>7}{'train fp32/s':>14}{f'train {mixed}/s':>14}{'ratio':>7}"
+    )
     for size in args.sizes:
-        n, (infer32, infer_mixed), (train32, train_mixed) = bench(size, batch, iters, args.warmup, device,
-                                                                 amp=not args.no_amp)
+        n, (infer32, infer_mixed), (train32, train_mixed) = bench(
+            size, batch, iters, args.warmup, device, amp=not args.no_amp
+        )
         s = SIZES[size]
-        print(f"{size:<6}{s['width']:>6}{s['depth']:>6}{n:>13,}{infer32:>14.1f}{infer_mixed:>14.1f}"
-              f"{infer_mixed / infer32:>6.2f}x{train32:>14.1f}{train_mixed:>14.1f}{train_mixed / train32:>6.2f}x",
-              flush=True)
+        print(
+            f"{size:<6}{s['width']:>6}{s['depth']:>6}{n:>13,}{infer32:>14.1f}{infer_mixed:>14.1f}"
+            f"{infer_mixed / infer32:>6.2f}x{train32:>14.1f}{train_mixed:>14.1f}{train_mixed / train32:>6.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

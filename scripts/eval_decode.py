@@ -1,21 +1,22 @@
 """Score the U-Net's decodings on val videos: per-pixel argmax, per-object vote in each frame, and per-track
-vote over each video's frames 0-10 and 11-21 (lib/decode.py). The logits of each video are computed once
+vote over each video's frames 0-10 and 11-21 (lib/segmentation/decode.py). The logits of each video are computed once
 (with the mixed precision that labelling uses) and decoded three ways.
 
     python scripts/eval_decode.py --checkpoint runs/cpu-3/unet/best.pt --videos 30
 """
+
 import argparse
 import time
 
 import numpy as np
 import torch
 
-from lib import data
-from lib.data import to_image_tensor
-from lib.decode import DECODES, decode
-from lib.label import vote_window
-from lib.segmentation import load_unet, score_masks
-from lib.train import inference_autocast
+from lib.common.trainer import inference_autocast
+from lib.data import dataset as data
+from lib.data.dataset import to_image_tensor
+from lib.segmentation.decode import DECODES, decode
+from lib.segmentation.label import vote_window
+from lib.segmentation.training import load_unet, score_masks
 
 
 def main():
@@ -29,8 +30,11 @@ def main():
     model, _ = load_unet(args.checkpoint, args.device)
     dev = next(model.parameters()).device
     val = data.load_split(args.data_root, "val")
-    idx = np.arange(len(val)) if not args.videos else np.sort(
-        np.random.default_rng(args.seed).permutation(len(val))[:args.videos])
+    idx = (
+        np.arange(len(val))
+        if not args.videos
+        else np.sort(np.random.default_rng(args.seed).permutation(len(val))[: args.videos])
+    )
     T = val.frames.shape[1]
     w = vote_window(T)
     preds = {how: np.empty((len(idx), T, data.H, data.W), np.uint8) for how in DECODES}
@@ -43,7 +47,7 @@ def main():
             for how in DECODES:
                 t0 = time.perf_counter()
                 if how == "vote_video":
-                    preds[how][n] = np.concatenate([decode(logits[i:i + w], how) for i in range(0, T, w)])
+                    preds[how][n] = np.concatenate([decode(logits[i : i + w], how) for i in range(0, T, w)])
                 else:
                     preds[how][n] = decode(logits, how)
                 seconds[how] += time.perf_counter() - t0
@@ -51,7 +55,9 @@ def main():
     print(f"{args.checkpoint}: {len(idx)} val videos x {T} frames (vote_video windows of {w} frames)")
     print(f"{'decode':<12}{'val IoU':>9}{'ms/frame':>10}")
     for how in DECODES:
-        print(f"{how:<12}{score_masks(preds[how], true)['val_iou']:>9.4f}{1000 * seconds[how] / true[:, :, 0, 0].size:>10.1f}")
+        print(
+            f"{how:<12}{score_masks(preds[how], true)['val_iou']:>9.4f}{1000 * seconds[how] / true[:, :, 0, 0].size:>10.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Calibration report of a (synthetic) dataset split against the real data's difficulty (DESIGN.md 4, 6).
 
-    python scripts/synth_stats.py --data-root data/synth_cal --generate 200 --workers 2 --json cal.json
-    python scripts/synth_stats.py --data-root data/real --split val
+python scripts/synth_stats.py --data-root data/synth_cal --generate 200 --workers 2 --json cal.json
+python scripts/synth_stats.py --data-root data/real --split val
 """
+
 import argparse
 import re
 import sys
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import stats
-from lib.io import save_json
+from lib.common.files import save_json
+from lib.data import stats
 
 # name -> (lower, upper, what the real data shows)
 TARGETS = {
@@ -56,21 +57,29 @@ def main():
 
     out = {"data_root": args.data_root, "split": args.split}
     if args.generate:
-        from lib.synth import generate
+        from lib.data.synth import generate
 
         res = generate(args.data_root, counts={args.split: args.generate}, seed=args.seed, workers=args.workers)
         out["generation"] = {k: res[k] for k in ("written", "skipped", "seconds", "videos_per_s", "workers")}
-        print(f"generated {res['written'][args.split]} videos ({res['skipped'][args.split]} already there) "
-              f"in {res['seconds']:.1f} s: {res['videos_per_s']:.2f} videos/s with {res['workers']} workers")
+        print(
+            f"generated {res['written'][args.split]} videos ({res['skipped'][args.split]} already there) "
+            f"in {res['seconds']:.1f} s: {res['videos_per_s']:.2f} videos/s with {res['workers']} workers"
+        )
     t0 = time.time()
     masks = load_masks(Path(args.data_root) / args.split, args.limit or (args.generate or None))
     summary = stats.summarize(masks)
     out["summary"] = summary
-    print(f"{len(masks)} videos of {args.split}, masks {masks.shape[1:]} (loaded and measured in {time.time() - t0:.1f} s)")
+    print(
+        f"{len(masks)} videos of {args.split}, masks {masks.shape[1:]} (loaded and measured in {time.time() - t0:.1f} s)"
+    )
     print(f"  copy-frame-11 IoU (frame 10 as frame 21)  {summary['copy_frame_iou']:.3f}")
-    print(f"  objects per frame / per video             {summary['objects_per_frame']:.2f} / {summary['objects_per_video']:.2f}")
+    print(
+        f"  objects per frame / per video             {summary['objects_per_frame']:.2f} / {summary['objects_per_video']:.2f}"
+    )
     print(f"  late-entrant share (first seen > frame 10) {summary['late_entrant_share']:.3f}")
-    print(f"  object size px (p5 / p50 / p95)           {summary['size_p5']:.1f} / {summary['size_p50']:.1f} / {summary['size_p95']:.1f}")
+    print(
+        f"  object size px (p5 / p50 / p95)           {summary['size_p5']:.1f} / {summary['size_p50']:.1f} / {summary['size_p95']:.1f}"
+    )
     print(f"  pixels moved frame 10 -> 21 (mean)        {summary['moved_pixels']:.0f}")
     first = stats.first_appearance(masks)
     hist = np.bincount(first[first > 0], minlength=masks.shape[1])[1:]

@@ -9,12 +9,13 @@ Settings come from a profile's parameter file (``--params``; keys the trainer do
 and ``key=value`` overrides (values parsed as YAML). ``batch_size`` is the global batch, split over ranks.
 Rerunning the same command resumes from ``<out>/last.pt``.
 """
+
 import argparse
 import sys
 
 import yaml
 
-from lib import distributed
+from lib.common import distributed
 
 
 def main(argv=None):
@@ -40,12 +41,12 @@ def main(argv=None):
     rank, world, device = distributed.setup(a.device)
     try:
         if a.model == "unet":
-            from lib.segmentation import DEFAULTS, train_unet
+            from lib.segmentation.training import DEFAULTS, train_unet
 
             cfg = {k: v for k, v in values.items() if k in DEFAULTS}
             _, history, _ = train_unet(data_root, a.out, device=device, progress=rank == 0, **cfg)
         else:
-            from lib.forecast import DEFAULTS, train_simvp
+            from lib.forecasting.training import DEFAULTS, train_simvp
 
             cfg = {k: v for k, v in values.items() if k in DEFAULTS}
             _, history, _ = train_simvp(data_root, a.labels, a.out, device=device, progress=rank == 0, **cfg)

@@ -12,7 +12,7 @@ def write_video(vdir, n_frames=22, mask_frames=22, seed=0, size=(160, 240)):
     if mask_frames:
         m = np.zeros((mask_frames, *size), np.uint8)
         for t in range(mask_frames):
-            m[t, 40:60, 10 + 3 * t:30 + 3 * t] = 5 + seed % 40
+            m[t, 40:60, 10 + 3 * t : 30 + 3 * t] = 5 + seed % 40
         np.save(vdir / "mask.npy", m)
     return vdir
 

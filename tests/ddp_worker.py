@@ -1,5 +1,6 @@
 """A tiny training run used by test_distributed.py: `torchrun --standalone --nproc_per_node=2 -m tests.ddp_worker OUT`
 (or `python -m tests.ddp_worker OUT` for the single-process reference)."""
+
 import json
 import sys
 from pathlib import Path
@@ -7,8 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lib import distributed
-from lib.train import epoch_loader, fit, unwrap
+from lib.common import distributed
+from lib.common.trainer import epoch_loader, fit, unwrap
 
 N, GLOBAL_BATCH, EPOCHS = 48, 8, 2
 
@@ -19,7 +20,9 @@ def main(out):
     x, y = torch.randn(N, 6), torch.randn(N, 2)
     ds = torch.utils.data.TensorDataset(torch.arange(N), x, y)
     torch.manual_seed(1)
-    model = distributed.wrap(torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)), device)
+    model = distributed.wrap(
+        torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)), device
+    )
     seen = []
 
     def loss_fn(m, batch, dev):
@@ -28,8 +31,20 @@ def main(out):
         return F.mse_loss(m(xb), yb)
 
     loader = epoch_loader(ds, distributed.per_rank_batch(GLOBAL_BATCH), seed=3)
-    hist = fit(model, loader, loss_fn, None, Path(out) / "ckpt", {"toy": 1}, epochs=EPOCHS, lr=0.01,
-               schedule="none", monitor="train_loss", mode="min", progress=False)
+    hist = fit(
+        model,
+        loader,
+        loss_fn,
+        None,
+        Path(out) / "ckpt",
+        {"toy": 1},
+        epochs=EPOCHS,
+        lr=0.01,
+        schedule="none",
+        monitor="train_loss",
+        mode="min",
+        progress=False,
+    )
     Path(out, f"seen_{rank}.json").write_text(json.dumps(seen))
     if rank == 0:
         torch.save({"state": unwrap(model).state_dict(), "history": hist, "world": world}, Path(out) / "final.pt")

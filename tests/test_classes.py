@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lib import classes as C
+from lib.common import classes as C
 
 
 def test_ids_follow_the_design_table():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import data
+from lib.data import dataset as data
 from tests.conftest import write_video
 
 
@@ -67,14 +67,17 @@ def _break(root, kind):
     return v
 
 
-@pytest.mark.parametrize("kind,text", [
-    ("missing_frame", "image_5.png: missing frame"),
-    ("unreadable", "image_3.png: unreadable image"),
-    ("bad_size", "frame is 120x80"),
-    ("bad_shape", "mask has shape (22, 80, 240)"),
-    ("bad_ids", "class ids 0..60 outside 0..48"),
-    ("short_mask", "mask has 18 frames, expected 22"),
-])
+@pytest.mark.parametrize(
+    "kind,text",
+    [
+        ("missing_frame", "image_5.png: missing frame"),
+        ("unreadable", "image_3.png: unreadable image"),
+        ("bad_size", "frame is 120x80"),
+        ("bad_shape", "mask has shape (22, 80, 240)"),
+        ("bad_ids", "class ids 0..60 outside 0..48"),
+        ("short_mask", "mask has 18 frames, expected 22"),
+    ],
+)
 def test_bad_video_errors_name_file_and_problem(tiny_root, kind, text):
     v = _break(tiny_root, kind)
     with pytest.raises(data.VideoError) as e:
@@ -114,8 +117,12 @@ def test_frame_and_window_datasets(tiny_root):
         assert img.shape == (3, 48, 64) and m.shape == (48, 64) and (m > 0).any()  # centred on the object
         v, t = crops.index[i]
         full = torch.from_numpy(p.masks[v, t].astype(np.int64))
-        assert any(torch.equal(full[y:y + 48, x:x + 64], m) for y in range(0, 160 - 47) for x in range(0, 240 - 63, 1)
-                   if full[y, x] == m[0, 0])
+        assert any(
+            torch.equal(full[y : y + 48, x : x + 64], m)
+            for y in range(0, 160 - 47)
+            for x in range(0, 240 - 63, 1)
+            if full[y, x] == m[0, 0]
+        )
     w = data.WindowDataset(p.masks)
     assert len(w) == 3 * 11
     x, y = w[11 + 3]

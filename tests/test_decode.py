@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from lib.classes import class_id
-from lib.decode import decode, vote_objects, vote_video
+from lib.common.classes import class_id
+from lib.segmentation.decode import decode, vote_objects, vote_video
 
 
 def _scores(h=20, w=30):
@@ -60,7 +60,7 @@ def test_vote_video_gives_a_track_one_class():
     assert (per_frame[2] == rubber).sum() == 36
     video = vote_video(logp)
     for t in range(4):
-        assert (video[t, 2:8, 2 + 3 * t:8 + 3 * t] == metal).all()
+        assert (video[t, 2:8, 2 + 3 * t : 8 + 3 * t] == metal).all()
     assert (video == 0).sum() == (per_frame == 0).sum()
     assert np.array_equal(decode(logp, "vote_video"), video)
     # the votes are probabilities: one confidently wrong frame does not outvote three others
@@ -80,8 +80,8 @@ def test_vote_video_keeps_frame_votes_for_two_objects_of_one_colour():
 
 
 def test_segment_decodes_whole_videos():
-    from lib.label import segment
-    from lib.unet import UNet
+    from lib.segmentation.label import segment
+    from lib.segmentation.unet import UNet
 
     m = UNet(width=4, depth=2, head="factorized").eval()
     m.decode = "vote_video"
@@ -92,5 +92,6 @@ def test_segment_decodes_whole_videos():
     assert np.array_equal(by_video, np.concatenate([vote_video(logits[:3]), vote_video(logits[3:])]))
     assert np.array_equal(segment(m, frames, amp=False), decode(logits, "vote"))  # no video_len: frame by frame
     import pytest
+
     with pytest.raises(ValueError, match="whole videos"):
         segment(m, frames[:5], video_len=3)

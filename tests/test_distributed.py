@@ -1,4 +1,5 @@
 """Two-process DDP on CPU (gloo) through torchrun, against a single-process run with the same global batch."""
+
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     per_rank = [json.loads((tmp_path / "ddp" / f"seen_{r}.json").read_text()) for r in (0, 1)]
     steps = N // GLOBAL_BATCH
     for e in range(EPOCHS):
-        ids = [i for r in per_rank for batch in r[e * steps:(e + 1) * steps] for i in batch]
+        ids = [i for r in per_rank for batch in r[e * steps : (e + 1) * steps] for i in batch]
         assert sorted(ids) == list(range(N))
     # same global batches as the single process: the same weights within float tolerance (stated: 1e-5)
     for k, v in single["state"].items():
@@ -45,9 +46,26 @@ def test_two_process_gloo_matches_single_process(tmp_path):
 def test_unet_cli_under_torchrun(tiny_root, tmp_path):
     out = tmp_path / "unet"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [TORCHRUN, "--standalone", "--nproc_per_node=2", str(ROOT / "scripts" / "train.py"), "unet",
-           "--data-root", str(tiny_root), "--out", str(out), "--device", "cpu", "width=4", "depth=2", "epochs=1",
-           "batch_size=4", "steps_per_epoch=2", "eval_videos=1", "eval_frames=2"]
+    cmd = [
+        TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        str(ROOT / "scripts" / "train.py"),
+        "unet",
+        "--data-root",
+        str(tiny_root),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "width=4",
+        "depth=2",
+        "epochs=1",
+        "batch_size=4",
+        "steps_per_epoch=2",
+        "eval_videos=1",
+        "eval_frames=2",
+    ]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     assert "world size 2" in p.stdout

@@ -1,10 +1,11 @@
 """The learned object dynamics model: features, padding, training, combination (tiny, fast)."""
+
 import numpy as np
 import pytest
 import torch
 
-from lib import dynamics as D
-from lib import objects as O
+from lib.objects import dynamics as D
+from lib.objects import tracks as O
 
 H, W = 160, 240
 CFG = dict(D.DEFAULT_CFG, baseline="decel", k=2, decel=0.3, size_b=0.0)  # decel too strong: residual to learn
@@ -25,7 +26,7 @@ def video(objs, t_len=22):
     for t in range(t_len):
         for cid, y, x, vy, vx, s in objs:
             y0, x0 = int(round(y + vy * t)), int(round(x + vx * t))
-            m[t, max(y0, 0):max(y0 + s, 0), max(x0, 0):max(x0 + s, 0)] = cid
+            m[t, max(y0, 0) : max(y0 + s, 0), max(x0, 0) : max(x0 + s, 0)] = cid
     return m
 
 
@@ -34,8 +35,17 @@ def random_videos(n, seed=0):
     out = []
     for _ in range(n):
         cids = rng.choice(np.arange(1, 49), rng.integers(1, 4), replace=False)
-        objs = [(int(c), int(rng.integers(20, 120)), int(rng.integers(60, 160)), int(rng.integers(-1, 2)),
-                 int(rng.integers(-3, 4)), int(rng.integers(8, 14))) for c in cids]
+        objs = [
+            (
+                int(c),
+                int(rng.integers(20, 120)),
+                int(rng.integers(60, 160)),
+                int(rng.integers(-1, 2)),
+                int(rng.integers(-3, 4)),
+                int(rng.integers(8, 14)),
+            )
+            for c in cids
+        ]
         out.append(video(objs))
     return np.stack(out)
 
@@ -103,8 +113,9 @@ def test_tiny_training_lowers_the_loss(tmp_path):
     assert loss.item() < 0.5 * first
 
     # the whole training function: checkpoints, history, held-out IoU, a reloadable model
-    model, hist = D.train_dynamics([vids], tmp_path / "dyn", epochs=2, cfg=CFG, batch_size=8, heldout=4,
-                                   progress=False, device="cpu", flip=False)
+    model, hist = D.train_dynamics(
+        [vids], tmp_path / "dyn", epochs=2, cfg=CFG, batch_size=8, heldout=4, progress=False, device="cpu", flip=False
+    )
     assert len(hist) == 2 and 0 <= hist[-1]["val_iou"] <= 1 and "baseline_iou" in hist[-1]
     again = D.load_dynamics(tmp_path / "dyn" / "best.pt")
     assert again.cfg["decel"] == 0.3
@@ -114,10 +125,23 @@ def test_tiny_training_lowers_the_loss(tmp_path):
 
 def test_train_dynamics_fits_its_baseline(tmp_path):
     rng = np.random.default_rng(3)
-    vids = np.stack([video([(int(c), int(rng.integers(20, 110)), 60, 2, int(rng.integers(1, 4)), 12)])
-                     for c in rng.choice(np.arange(1, 49), 10, replace=False)])
-    model, hist = D.train_dynamics([vids], tmp_path / "d", epochs=1, batch_size=4, heldout=2, progress=False,
-                                   device="cpu", flip=False, n_fit_videos=8)
+    vids = np.stack(
+        [
+            video([(int(c), int(rng.integers(20, 110)), 60, 2, int(rng.integers(1, 4)), 12)])
+            for c in rng.choice(np.arange(1, 49), 10, replace=False)
+        ]
+    )
+    model, hist = D.train_dynamics(
+        [vids],
+        tmp_path / "d",
+        epochs=1,
+        batch_size=4,
+        heldout=2,
+        progress=False,
+        device="cpu",
+        flip=False,
+        n_fit_videos=8,
+    )
     assert model.cfg["baseline"] == "physics" and model.cfg["size_b"] >= 0 and len(hist) == 1
 
 
@@ -155,12 +179,12 @@ def test_choose_threshold_cross_validated():
 
 
 def test_selection_round_trip(tmp_path):
-    from lib import objects as O
-    from lib.dynamics import load_predictor, save_selection
+    from lib.objects import tracks as O
+    from lib.objects.dynamics import load_predictor, save_selection
 
     masks = np.zeros((2, 11, 40, 60), np.uint8)
     for t in range(11):
-        masks[:, t, 10:20, 5 + 2 * t:15 + 2 * t] = 7
+        masks[:, t, 10:20, 5 + 2 * t : 15 + 2 * t] = 7
     save_selection(tmp_path / "sel.json", "constant velocity", {"method": "cv", "k": 2})
     name, predict = load_predictor(tmp_path / "sel.json")
     assert name == "constant velocity"

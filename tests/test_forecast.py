@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from lib.forecast import OneStep, ScheduledSampling, _flip
-from lib.losses import SegLoss
+from lib.common.losses import SegLoss
+from lib.forecasting.training import OneStep, ScheduledSampling, _flip
 
 
 class Recorder(torch.nn.Module):

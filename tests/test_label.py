@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib import data, label
+from lib.data import dataset as data
+from lib.segmentation import label
 
 
 class ColourModel(torch.nn.Module):

@@ -1,10 +1,11 @@
 """Losses: gradients, known values on hard predictions, weighted combination."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.losses import SegLoss, lovasz_softmax_loss, soft_jaccard_loss
-from lib.metrics import jaccard
+from lib.common.losses import SegLoss, lovasz_softmax_loss, soft_jaccard_loss
+from lib.common.metrics import jaccard
 
 C = 6
 

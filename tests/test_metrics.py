@@ -1,4 +1,5 @@
-"""lib.metrics equals torchmetrics' JaccardIndex (the competition metric), including edge cases."""
+"""lib.common.metrics equals torchmetrics' JaccardIndex (the competition metric), including edge cases."""
+
 import math
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from lib.classes import NUM_CLASSES
-from lib.metrics import IoUMeter, jaccard
+from lib.common.classes import NUM_CLASSES
+from lib.common.metrics import IoUMeter, jaccard
 
 
 def tm(pred, target, average="macro"):
@@ -54,8 +55,8 @@ def test_batched_accumulation_equals_one_shot():
     meter = IoUMeter()
     ref = MulticlassJaccardIndex(num_classes=NUM_CLASSES)
     for i in range(0, 10, 3):
-        meter.update(p[i:i + 3], t[i:i + 3])
-        ref.update(p[i:i + 3], t[i:i + 3])
+        meter.update(p[i : i + 3], t[i : i + 3])
+        ref.update(p[i : i + 3], t[i : i + 3])
     mean, per_class = meter.compute()
     assert abs(mean - jaccard(p, t)[0]) < 1e-12
     assert abs(mean - float(ref.compute())) < 1e-6

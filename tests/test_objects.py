@@ -1,9 +1,10 @@
 """Object tracks, non-learned motion models and rendering on hand-made masks."""
+
 import numpy as np
 import pytest
 
-from lib import objects as O
-from lib.metrics import jaccard
+from lib.common.metrics import jaccard
+from lib.objects import tracks as O
 
 H, W = 160, 240
 
@@ -12,7 +13,7 @@ def square_video(t_len=11, cid=5, y=40, x=20, vx=3, vy=0, size=10):
     m = np.zeros((t_len, H, W), np.uint8)
     for t in range(t_len):
         y0, x0 = y + vy * t, x + vx * t
-        m[t, max(y0, 0):max(y0 + size, 0), max(x0, 0):max(x0 + size, 0)] = cid
+        m[t, max(y0, 0) : max(y0 + size, 0), max(x0, 0) : max(x0 + size, 0)] = cid
     return m
 
 
@@ -76,9 +77,10 @@ def test_constant_deceleration_stops():
     # speed at 10: 0 -> stopped; the positions' own future: x(t) until t = 10 (the vertex)
     assert p.disp[1] == pytest.approx(0.0, abs=1e-9)
     pos = {t: (80.0, 50 + 6 * t - 0.1 * t * t) for t in range(11)}  # speed 6 - 0.2 t
-    p = O.predict_decel(O.tracks_from_stats(
-        [{5: (100, *pos[t], (75, 40, 85, 200))} for t in range(11)], (H, W)), k=3, decel=0.2)[5]
-    assert p.disp[1] == pytest.approx((6 * 21 - 0.1 * 21 ** 2) - (6 * 10 - 0.1 * 100))
+    p = O.predict_decel(
+        O.tracks_from_stats([{5: (100, *pos[t], (75, 40, 85, 200))} for t in range(11)], (H, W)), k=3, decel=0.2
+    )[5]
+    assert p.disp[1] == pytest.approx((6 * 21 - 0.1 * 21**2) - (6 * 10 - 0.1 * 100))
 
 
 def test_floor_camera_round_trip_and_straight_lines():
@@ -104,8 +106,8 @@ def test_z_order_lower_object_wins():
     # overlap created by the motion: the object lower in the image ends on top
     m3 = np.zeros((11, H, W), np.uint8)
     for t in range(11):
-        m3[t, 40:52, 100 + t:112 + t] = 7  # upper, moving right
-        m3[t, 48:60, 140 - t:152 - t] = 3  # lower, moving left
+        m3[t, 40:52, 100 + t : 112 + t] = 7  # upper, moving right
+        m3[t, 48:60, 140 - t : 152 - t] = 3  # lower, moving left
     out3 = O.predict_video(m3, "cv", k=2)
     assert (out3 == 3).sum() == 144 and 0 < (out3 == 7).sum() < 144
 
@@ -114,11 +116,11 @@ def test_clipping_at_the_border_no_wraparound():
     m = np.zeros((22, H, W), np.uint8)
     for t in range(22):
         x = 190 + 2 * t
-        m[t, 20:30, x:min(x + 10, W)] = 9  # inside until frame 10, partly out at frame 21
+        m[t, 20:30, x : min(x + 10, W)] = 9  # inside until frame 10, partly out at frame 21
         x = 100 + 8 * t
-        m[t, 60:70, min(x, W):min(x + 10, W)] = 13  # inside at frame 10, far out at frame 21
+        m[t, 60:70, min(x, W) : min(x + 10, W)] = 13  # inside at frame 10, far out at frame 21
         x = 160 + 8 * t
-        m[t, 100:110, min(x, W):min(x + 10, W)] = 11  # cut at frame 9, gone at frame 10: left
+        m[t, 100:110, min(x, W) : min(x + 10, W)] = 11  # cut at frame 9, gone at frame 10: left
     tr = O.tracks(m[:11])
     assert not tr[9].touches_border.any() and tr[11].touches_border[9] and not tr[11].visible[10]
     out = O.predict_video(m[:11], "cv", k=2)
@@ -133,7 +135,7 @@ def test_entrant_mid_track():
     for t in range(4, 11):
         x1 = -16 + 4 * t  # right edge of a 12 px wide object entering from the left at 4 px/frame
         if x1 > 0:
-            m[t, 60:72, max(x1 - 12, 0):x1] = 21
+            m[t, 60:72, max(x1 - 12, 0) : x1] = 21
     tr = O.tracks(m)[21]
     assert tr.first == 5  # x1 = 4 at t = 5
     assert tr.touches_border[5:8].all() and not tr.touches_border[8:].any()
@@ -188,7 +190,7 @@ def test_scaled_render_and_size_model():
     for t in range(22):
         y = 20 + 5 * t
         r = int(round(6 * (1 + 0.01 * y)))
-        vids[:, t, y - r:y + r, 100 - r:100 + r] = 12
+        vids[:, t, y - r : y + r, 100 - r : 100 + r] = 12
     assert O.fit_size_model(vids, min_area=1) == pytest.approx(0.01, abs=0.002)
 
 
@@ -203,8 +205,12 @@ def test_physics_collision_transfers_momentum():
     # rubber cube (id 9) rolling right at 4 px/frame towards a rubber cube at rest (id 10), same row
     stats = []
     for t in range(11):
-        stats.append({9: (100, 100.0, 40.0 + 4 * t, (95, 35 + 4 * t, 105, 45 + 4 * t)),
-                      10: (100, 100.0, 120.0, (95, 115, 105, 125))})
+        stats.append(
+            {
+                9: (100, 100.0, 40.0 + 4 * t, (95, 35 + 4 * t, 105, 45 + 4 * t)),
+                10: (100, 100.0, 120.0, (95, 115, 105, 125)),
+            }
+        )
     tr = O.tracks_from_stats(stats, (H, W))
     free = O.predict_decel(tr, 2, 0.0, camera=cam)
     hit = O.predict_physics(tr, 2, 0.0, cam, restitution=1.0, mass_ratio=2.0, radius_scale=1.0)

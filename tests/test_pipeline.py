@@ -20,13 +20,16 @@ def test_submission_round_trip_sorted_by_numeric_id(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
-@pytest.mark.parametrize("bad,msg", [
-    ({"ids": torch.arange(2), "masks": torch.zeros(2, 160, 240, dtype=torch.float32)}, "dtype"),
-    ({"ids": torch.arange(2), "masks": torch.zeros(2, 80, 240, dtype=torch.uint8)}, "shape"),
-    ({"ids": torch.tensor([2, 1]), "masks": torch.zeros(2, 160, 240, dtype=torch.uint8)}, "order"),
-    ({"ids": torch.arange(2), "masks": torch.full((2, 160, 240), 60, dtype=torch.uint8)}, "outside 0..48"),
-    ({"masks": torch.zeros(2, 160, 240, dtype=torch.uint8)}, "'ids' and 'masks'"),
-])
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        ({"ids": torch.arange(2), "masks": torch.zeros(2, 160, 240, dtype=torch.float32)}, "dtype"),
+        ({"ids": torch.arange(2), "masks": torch.zeros(2, 80, 240, dtype=torch.uint8)}, "shape"),
+        ({"ids": torch.tensor([2, 1]), "masks": torch.zeros(2, 160, 240, dtype=torch.uint8)}, "order"),
+        ({"ids": torch.arange(2), "masks": torch.full((2, 160, 240), 60, dtype=torch.uint8)}, "outside 0..48"),
+        ({"masks": torch.zeros(2, 160, 240, dtype=torch.uint8)}, "'ids' and 'masks'"),
+    ],
+)
 def test_check_submission_rejects(bad, msg):
     with pytest.raises(ValueError, match=msg):
         pipeline.check_submission(bad)
@@ -49,8 +52,8 @@ def test_score_hidden_against_answers(tmp_path):
 
 
 def test_predict_frame22_confidence():
-    from lib.forecast import predict_frame22
-    from lib.simvp import MaskSimVP
+    from lib.forecasting.simvp import MaskSimVP
+    from lib.forecasting.training import predict_frame22
 
     torch.manual_seed(0)
     m = MaskSimVP(embed_dim=4, in_len=11, hid_S=4, hid_T=8, N_S=2, N_T=2, mlp_ratio=2.0, frame_size=(16, 24)).eval()
@@ -69,8 +72,9 @@ def test_predict_frame22_confidence():
 
 
 def test_split_unet_masks_reuses_labels_of_the_same_model(tiny_root, tmp_path):
-    from lib import data, label
-    from lib.unet import UNet
+    from lib.data import dataset as data
+    from lib.segmentation import label
+    from lib.segmentation.unet import UNet
 
     packed = data.load_split(tiny_root, "val")
     unet = UNet(width=4, depth=2).eval()

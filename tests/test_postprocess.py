@@ -1,7 +1,7 @@
 import numpy as np
 
-from lib import postprocess as pp
-from lib.classes import class_id
+from lib.common.classes import class_id
+from lib.forecasting import postprocess as pp
 
 
 def test_attribute_cost_weights():

@@ -1,10 +1,11 @@
 """prepare_dataset: generate, reuse, and refuse synthetic data made with other generator settings."""
+
 import json
 from dataclasses import asdict
 
 import pytest
 
-from lib import prepare, synth
+from lib.data import prepare, synth
 
 COUNTS = {"train": 1, "val": 1}
 
@@ -31,7 +32,7 @@ def test_other_overrides_or_seed_refused(root):
 
 
 def test_data_from_an_older_generator_refused(root, tmp_path):
-    """Defaults changed by a newer lib/synth.py: reusing the old videos would mix two renderings."""
+    """Defaults changed by a newer lib/data/synth.py: reusing the old videos would mix two renderings."""
     marker = root / prepare.MARKER
     saved = marker.read_text()
     old = json.loads(saved)

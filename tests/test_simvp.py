@@ -1,5 +1,6 @@
 """SimVP: OpenSTL-compatible layout (keys, shapes, parameter count), MaskSimVP shapes, rollout,
 checkpoints, state-dict transfer, the OpenSTL import guard, drop-path rates, FLOPs counter."""
+
 import math
 import sys
 import types
@@ -8,14 +9,25 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lib.classes import NUM_CLASSES
-from lib.simvp import (DropPath, MaskSimVP, SimVP, count_flops, count_params, from_openstl_state_dict,
-                       load_simvp, rollout, save_simvp, simvp_backend, to_openstl_state_dict)
+from lib.common.classes import NUM_CLASSES
+from lib.forecasting.simvp import (
+    DropPath,
+    MaskSimVP,
+    SimVP,
+    count_flops,
+    count_params,
+    from_openstl_state_dict,
+    load_simvp,
+    rollout,
+    save_simvp,
+    simvp_backend,
+    to_openstl_state_dict,
+)
 
 BN = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
 
 # ------------------------------------------------------------------------------------------------------
-# Expected layout, written from OpenSTL's structure rules (DESIGN.md section 5), not dumped from lib.simvp.
+# Expected layout, written from OpenSTL's structure rules (DESIGN.md section 5), not dumped from lib.forecasting.simvp.
 # Config: in_shape=(4, 2, 16, 16), hid_S=8, hid_T=16, N_S=2, N_T=3, mlp_ratio=8.
 #   encoder strides [False, True]; decoder [True (PixelShuffle: conv to 4*8=32), False]; readout 8 -> 2.
 #   translator width T*hid_S = 32: block 0 at 32 (+ reduction 32->16), block 1 at 16, block 2 at 16
@@ -23,74 +35,115 @@ BN = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
 # ------------------------------------------------------------------------------------------------------
 SMALL_ARGS = dict(in_shape=(4, 2, 16, 16), hid_S=8, hid_T=16, N_S=2, N_T=3)
 SMALL_LISTING = {
-    "enc.enc.0.conv.conv.weight": (8, 2, 3, 3), "enc.enc.0.conv.conv.bias": (8,),
-    "enc.enc.0.conv.norm.weight": (8,), "enc.enc.0.conv.norm.bias": (8,),
-    "enc.enc.1.conv.conv.weight": (8, 8, 3, 3), "enc.enc.1.conv.conv.bias": (8,),
-    "enc.enc.1.conv.norm.weight": (8,), "enc.enc.1.conv.norm.bias": (8,),
-    "dec.dec.0.conv.conv.0.weight": (32, 8, 3, 3), "dec.dec.0.conv.conv.0.bias": (32,),
-    "dec.dec.0.conv.norm.weight": (8,), "dec.dec.0.conv.norm.bias": (8,),
-    "dec.dec.1.conv.conv.weight": (8, 8, 3, 3), "dec.dec.1.conv.conv.bias": (8,),
-    "dec.dec.1.conv.norm.weight": (8,), "dec.dec.1.conv.norm.bias": (8,),
-    "dec.readout.weight": (2, 8, 1, 1), "dec.readout.bias": (2,),
+    "enc.enc.0.conv.conv.weight": (8, 2, 3, 3),
+    "enc.enc.0.conv.conv.bias": (8,),
+    "enc.enc.0.conv.norm.weight": (8,),
+    "enc.enc.0.conv.norm.bias": (8,),
+    "enc.enc.1.conv.conv.weight": (8, 8, 3, 3),
+    "enc.enc.1.conv.conv.bias": (8,),
+    "enc.enc.1.conv.norm.weight": (8,),
+    "enc.enc.1.conv.norm.bias": (8,),
+    "dec.dec.0.conv.conv.0.weight": (32, 8, 3, 3),
+    "dec.dec.0.conv.conv.0.bias": (32,),
+    "dec.dec.0.conv.norm.weight": (8,),
+    "dec.dec.0.conv.norm.bias": (8,),
+    "dec.dec.1.conv.conv.weight": (8, 8, 3, 3),
+    "dec.dec.1.conv.conv.bias": (8,),
+    "dec.dec.1.conv.norm.weight": (8,),
+    "dec.dec.1.conv.norm.bias": (8,),
+    "dec.readout.weight": (2, 8, 1, 1),
+    "dec.readout.bias": (2,),
     # translator block 0, dim 32, MLP hidden 256
-    "hid.enc.0.block.layer_scale_1": (32,), "hid.enc.0.block.layer_scale_2": (32,),
-    "hid.enc.0.block.norm1.weight": (32,), "hid.enc.0.block.norm1.bias": (32,),
-    "hid.enc.0.block.norm1.running_mean": (32,), "hid.enc.0.block.norm1.running_var": (32,),
+    "hid.enc.0.block.layer_scale_1": (32,),
+    "hid.enc.0.block.layer_scale_2": (32,),
+    "hid.enc.0.block.norm1.weight": (32,),
+    "hid.enc.0.block.norm1.bias": (32,),
+    "hid.enc.0.block.norm1.running_mean": (32,),
+    "hid.enc.0.block.norm1.running_var": (32,),
     "hid.enc.0.block.norm1.num_batches_tracked": (),
-    "hid.enc.0.block.attn.proj_1.weight": (32, 32, 1, 1), "hid.enc.0.block.attn.proj_1.bias": (32,),
+    "hid.enc.0.block.attn.proj_1.weight": (32, 32, 1, 1),
+    "hid.enc.0.block.attn.proj_1.bias": (32,),
     "hid.enc.0.block.attn.spatial_gating_unit.conv0.weight": (32, 1, 5, 5),
     "hid.enc.0.block.attn.spatial_gating_unit.conv0.bias": (32,),
     "hid.enc.0.block.attn.spatial_gating_unit.conv_spatial.weight": (32, 1, 7, 7),
     "hid.enc.0.block.attn.spatial_gating_unit.conv_spatial.bias": (32,),
     "hid.enc.0.block.attn.spatial_gating_unit.conv1.weight": (64, 32, 1, 1),
     "hid.enc.0.block.attn.spatial_gating_unit.conv1.bias": (64,),
-    "hid.enc.0.block.attn.proj_2.weight": (32, 32, 1, 1), "hid.enc.0.block.attn.proj_2.bias": (32,),
-    "hid.enc.0.block.norm2.weight": (32,), "hid.enc.0.block.norm2.bias": (32,),
-    "hid.enc.0.block.norm2.running_mean": (32,), "hid.enc.0.block.norm2.running_var": (32,),
+    "hid.enc.0.block.attn.proj_2.weight": (32, 32, 1, 1),
+    "hid.enc.0.block.attn.proj_2.bias": (32,),
+    "hid.enc.0.block.norm2.weight": (32,),
+    "hid.enc.0.block.norm2.bias": (32,),
+    "hid.enc.0.block.norm2.running_mean": (32,),
+    "hid.enc.0.block.norm2.running_var": (32,),
     "hid.enc.0.block.norm2.num_batches_tracked": (),
-    "hid.enc.0.block.mlp.fc1.weight": (256, 32, 1, 1), "hid.enc.0.block.mlp.fc1.bias": (256,),
-    "hid.enc.0.block.mlp.dwconv.dwconv.weight": (256, 1, 3, 3), "hid.enc.0.block.mlp.dwconv.dwconv.bias": (256,),
-    "hid.enc.0.block.mlp.fc2.weight": (32, 256, 1, 1), "hid.enc.0.block.mlp.fc2.bias": (32,),
-    "hid.enc.0.reduction.weight": (16, 32, 1, 1), "hid.enc.0.reduction.bias": (16,),
+    "hid.enc.0.block.mlp.fc1.weight": (256, 32, 1, 1),
+    "hid.enc.0.block.mlp.fc1.bias": (256,),
+    "hid.enc.0.block.mlp.dwconv.dwconv.weight": (256, 1, 3, 3),
+    "hid.enc.0.block.mlp.dwconv.dwconv.bias": (256,),
+    "hid.enc.0.block.mlp.fc2.weight": (32, 256, 1, 1),
+    "hid.enc.0.block.mlp.fc2.bias": (32,),
+    "hid.enc.0.reduction.weight": (16, 32, 1, 1),
+    "hid.enc.0.reduction.bias": (16,),
     # translator block 1, dim 16, MLP hidden 128, no reduction
-    "hid.enc.1.block.layer_scale_1": (16,), "hid.enc.1.block.layer_scale_2": (16,),
-    "hid.enc.1.block.norm1.weight": (16,), "hid.enc.1.block.norm1.bias": (16,),
-    "hid.enc.1.block.norm1.running_mean": (16,), "hid.enc.1.block.norm1.running_var": (16,),
+    "hid.enc.1.block.layer_scale_1": (16,),
+    "hid.enc.1.block.layer_scale_2": (16,),
+    "hid.enc.1.block.norm1.weight": (16,),
+    "hid.enc.1.block.norm1.bias": (16,),
+    "hid.enc.1.block.norm1.running_mean": (16,),
+    "hid.enc.1.block.norm1.running_var": (16,),
     "hid.enc.1.block.norm1.num_batches_tracked": (),
-    "hid.enc.1.block.attn.proj_1.weight": (16, 16, 1, 1), "hid.enc.1.block.attn.proj_1.bias": (16,),
+    "hid.enc.1.block.attn.proj_1.weight": (16, 16, 1, 1),
+    "hid.enc.1.block.attn.proj_1.bias": (16,),
     "hid.enc.1.block.attn.spatial_gating_unit.conv0.weight": (16, 1, 5, 5),
     "hid.enc.1.block.attn.spatial_gating_unit.conv0.bias": (16,),
     "hid.enc.1.block.attn.spatial_gating_unit.conv_spatial.weight": (16, 1, 7, 7),
     "hid.enc.1.block.attn.spatial_gating_unit.conv_spatial.bias": (16,),
     "hid.enc.1.block.attn.spatial_gating_unit.conv1.weight": (32, 16, 1, 1),
     "hid.enc.1.block.attn.spatial_gating_unit.conv1.bias": (32,),
-    "hid.enc.1.block.attn.proj_2.weight": (16, 16, 1, 1), "hid.enc.1.block.attn.proj_2.bias": (16,),
-    "hid.enc.1.block.norm2.weight": (16,), "hid.enc.1.block.norm2.bias": (16,),
-    "hid.enc.1.block.norm2.running_mean": (16,), "hid.enc.1.block.norm2.running_var": (16,),
+    "hid.enc.1.block.attn.proj_2.weight": (16, 16, 1, 1),
+    "hid.enc.1.block.attn.proj_2.bias": (16,),
+    "hid.enc.1.block.norm2.weight": (16,),
+    "hid.enc.1.block.norm2.bias": (16,),
+    "hid.enc.1.block.norm2.running_mean": (16,),
+    "hid.enc.1.block.norm2.running_var": (16,),
     "hid.enc.1.block.norm2.num_batches_tracked": (),
-    "hid.enc.1.block.mlp.fc1.weight": (128, 16, 1, 1), "hid.enc.1.block.mlp.fc1.bias": (128,),
-    "hid.enc.1.block.mlp.dwconv.dwconv.weight": (128, 1, 3, 3), "hid.enc.1.block.mlp.dwconv.dwconv.bias": (128,),
-    "hid.enc.1.block.mlp.fc2.weight": (16, 128, 1, 1), "hid.enc.1.block.mlp.fc2.bias": (16,),
+    "hid.enc.1.block.mlp.fc1.weight": (128, 16, 1, 1),
+    "hid.enc.1.block.mlp.fc1.bias": (128,),
+    "hid.enc.1.block.mlp.dwconv.dwconv.weight": (128, 1, 3, 3),
+    "hid.enc.1.block.mlp.dwconv.dwconv.bias": (128,),
+    "hid.enc.1.block.mlp.fc2.weight": (16, 128, 1, 1),
+    "hid.enc.1.block.mlp.fc2.bias": (16,),
     # translator block 2 (last), dim 16, MLP hidden 128, reduction 16 -> 32
-    "hid.enc.2.block.layer_scale_1": (16,), "hid.enc.2.block.layer_scale_2": (16,),
-    "hid.enc.2.block.norm1.weight": (16,), "hid.enc.2.block.norm1.bias": (16,),
-    "hid.enc.2.block.norm1.running_mean": (16,), "hid.enc.2.block.norm1.running_var": (16,),
+    "hid.enc.2.block.layer_scale_1": (16,),
+    "hid.enc.2.block.layer_scale_2": (16,),
+    "hid.enc.2.block.norm1.weight": (16,),
+    "hid.enc.2.block.norm1.bias": (16,),
+    "hid.enc.2.block.norm1.running_mean": (16,),
+    "hid.enc.2.block.norm1.running_var": (16,),
     "hid.enc.2.block.norm1.num_batches_tracked": (),
-    "hid.enc.2.block.attn.proj_1.weight": (16, 16, 1, 1), "hid.enc.2.block.attn.proj_1.bias": (16,),
+    "hid.enc.2.block.attn.proj_1.weight": (16, 16, 1, 1),
+    "hid.enc.2.block.attn.proj_1.bias": (16,),
     "hid.enc.2.block.attn.spatial_gating_unit.conv0.weight": (16, 1, 5, 5),
     "hid.enc.2.block.attn.spatial_gating_unit.conv0.bias": (16,),
     "hid.enc.2.block.attn.spatial_gating_unit.conv_spatial.weight": (16, 1, 7, 7),
     "hid.enc.2.block.attn.spatial_gating_unit.conv_spatial.bias": (16,),
     "hid.enc.2.block.attn.spatial_gating_unit.conv1.weight": (32, 16, 1, 1),
     "hid.enc.2.block.attn.spatial_gating_unit.conv1.bias": (32,),
-    "hid.enc.2.block.attn.proj_2.weight": (16, 16, 1, 1), "hid.enc.2.block.attn.proj_2.bias": (16,),
-    "hid.enc.2.block.norm2.weight": (16,), "hid.enc.2.block.norm2.bias": (16,),
-    "hid.enc.2.block.norm2.running_mean": (16,), "hid.enc.2.block.norm2.running_var": (16,),
+    "hid.enc.2.block.attn.proj_2.weight": (16, 16, 1, 1),
+    "hid.enc.2.block.attn.proj_2.bias": (16,),
+    "hid.enc.2.block.norm2.weight": (16,),
+    "hid.enc.2.block.norm2.bias": (16,),
+    "hid.enc.2.block.norm2.running_mean": (16,),
+    "hid.enc.2.block.norm2.running_var": (16,),
     "hid.enc.2.block.norm2.num_batches_tracked": (),
-    "hid.enc.2.block.mlp.fc1.weight": (128, 16, 1, 1), "hid.enc.2.block.mlp.fc1.bias": (128,),
-    "hid.enc.2.block.mlp.dwconv.dwconv.weight": (128, 1, 3, 3), "hid.enc.2.block.mlp.dwconv.dwconv.bias": (128,),
-    "hid.enc.2.block.mlp.fc2.weight": (16, 128, 1, 1), "hid.enc.2.block.mlp.fc2.bias": (16,),
-    "hid.enc.2.reduction.weight": (32, 16, 1, 1), "hid.enc.2.reduction.bias": (32,),
+    "hid.enc.2.block.mlp.fc1.weight": (128, 16, 1, 1),
+    "hid.enc.2.block.mlp.fc1.bias": (128,),
+    "hid.enc.2.block.mlp.dwconv.dwconv.weight": (128, 1, 3, 3),
+    "hid.enc.2.block.mlp.dwconv.dwconv.bias": (128,),
+    "hid.enc.2.block.mlp.fc2.weight": (16, 128, 1, 1),
+    "hid.enc.2.block.mlp.fc2.bias": (16,),
+    "hid.enc.2.reduction.weight": (32, 16, 1, 1),
+    "hid.enc.2.reduction.bias": (32,),
 }
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -99,7 +152,7 @@ def expected_listing(T, C, hid_S, hid_T, N_S, N_T, mlp_ratio=8.0, k_enc=3, k_dec
     """The same rules for any configuration (checked against SMALL_LISTING below)."""
     out = {}
     strides = [False, True] * (N_S // 2)
-    for i, down in enumerate(strides):
+    for i in range(len(strides)):
         cin = C if i == 0 else hid_S
         out[f"enc.enc.{i}.conv.conv.weight"], out[f"enc.enc.{i}.conv.conv.bias"] = (hid_S, cin, k_enc, k_enc), (hid_S,)
         out[f"enc.enc.{i}.conv.norm.weight"] = out[f"enc.enc.{i}.conv.norm.bias"] = (hid_S,)
@@ -118,11 +171,16 @@ def expected_listing(T, C, hid_S, hid_T, N_S, N_T, mlp_ratio=8.0, k_enc=3, k_dec
             for key in BN:
                 out[f"{b}.{n}.{key}"] = () if key == "num_batches_tracked" else (d,)
         g = f"{b}.attn.spatial_gating_unit"
-        for name, shape in ((f"{b}.attn.proj_1", (d, d, 1, 1)), (f"{g}.conv0", (d, 1, 5, 5)),
-                            (f"{g}.conv_spatial", (d, 1, 7, 7)), (f"{g}.conv1", (2 * d, d, 1, 1)),
-                            (f"{b}.attn.proj_2", (d, d, 1, 1)), (f"{b}.mlp.fc1", (h, d, 1, 1)),
-                            (f"{b}.mlp.dwconv.dwconv", (h, 1, 3, 3)), (f"{b}.mlp.fc2", (d, h, 1, 1))) + (
-                ((f"{p}.reduction", (o, d, 1, 1)),) if d != o else ()):
+        for name, shape in (
+            (f"{b}.attn.proj_1", (d, d, 1, 1)),
+            (f"{g}.conv0", (d, 1, 5, 5)),
+            (f"{g}.conv_spatial", (d, 1, 7, 7)),
+            (f"{g}.conv1", (2 * d, d, 1, 1)),
+            (f"{b}.attn.proj_2", (d, d, 1, 1)),
+            (f"{b}.mlp.fc1", (h, d, 1, 1)),
+            (f"{b}.mlp.dwconv.dwconv", (h, 1, 3, 3)),
+            (f"{b}.mlp.fc2", (d, h, 1, 1)),
+        ) + (((f"{p}.reduction", (o, d, 1, 1)),) if d != o else ()):
             out[name + ".weight"], out[name + ".bias"] = shape, (shape[0],)
     return out
 
@@ -161,8 +219,11 @@ def test_recipe_shape_family():
         assert count_params(m.simvp) == n_params(want)
         extra = {k: v for k, v in shapes(m).items() if not k.startswith("simvp.")}
         C = args[1]
-        assert extra == {"embed.weight": (NUM_CLASSES, C), "head.weight": (NUM_CLASSES, C, 1, 1),
-                         "head.bias": (NUM_CLASSES,)}
+        assert extra == {
+            "embed.weight": (NUM_CLASSES, C),
+            "head.weight": (NUM_CLASSES, C, 1, 1),
+            "head.bias": (NUM_CLASSES,),
+        }
 
 
 def test_drop_path_rates():
@@ -224,8 +285,7 @@ def test_mask_simvp_equals_full_simvp_down2_copy_prior():
     """Decoding only the last slot, the head before the upsampling and the scattered prior change nothing:
     the logits equal the straightforward path (whole SimVP, upsample, head, + scale * one-hot)."""
     torch.manual_seed(0)
-    m = MaskSimVP(embed_dim=4, in_len=3, hid_S=4, hid_T=8, N_S=2, N_T=2, down=2, mlp_ratio=2.0,
-                  copy_prior=True).eval()
+    m = MaskSimVP(embed_dim=4, in_len=3, hid_S=4, hid_T=8, N_S=2, N_T=2, down=2, mlp_ratio=2.0, copy_prior=True).eval()
     x = torch.randint(0, NUM_CLASSES, (2, 3, 16, 24))
     with torch.no_grad():
         e = nn.functional.avg_pool2d(m.embed(x).permute(0, 1, 4, 2, 3).reshape(6, 4, 16, 24), 2)
@@ -237,6 +297,7 @@ def test_mask_simvp_equals_full_simvp_down2_copy_prior():
 
 class ShiftModel(nn.Module):
     """Deterministic next-frame 'model': predicts (last frame + 1) mod 49 as one-hot logits."""
+
     in_len = 3
 
     def forward(self, window):
@@ -282,8 +343,7 @@ def test_rollout_mask_simvp():
 
 
 def test_save_load_round_trip(tmp_path):
-    m = MaskSimVP(embed_dim=4, in_len=3, hid_S=4, hid_T=8, N_S=2, N_T=2, down=2, mlp_ratio=2.0,
-                  frame_size=(16, 24))
+    m = MaskSimVP(embed_dim=4, in_len=3, hid_S=4, hid_T=8, N_S=2, N_T=2, down=2, mlp_ratio=2.0, frame_size=(16, 24))
     m.train()
     m(torch.randint(0, NUM_CLASSES, (2, 3, 16, 24)))  # move the BatchNorm running stats
     m.eval()
@@ -316,8 +376,11 @@ def test_state_dict_transfer_to_plain_simvp():
     # DataParallel / compiled prefixes are removed
     assert set(to_openstl_state_dict({"module." + k: v for k, v in m.state_dict().items()})) == set(inner)
     # back: OpenSTL checkpoints (plain, under 'model.', or wrapped in {'state_dict': ...})
-    for sd in (plain.state_dict(), {"model." + k: v for k, v in plain.state_dict().items()},
-               {"state_dict": {"model." + k: v for k, v in plain.state_dict().items()}, "epoch": 1}):
+    for sd in (
+        plain.state_dict(),
+        {"model." + k: v for k, v in plain.state_dict().items()},
+        {"state_dict": {"model." + k: v for k, v in plain.state_dict().items()}, "epoch": 1},
+    ):
         fresh = MaskSimVP(**m.config)
         res = fresh.load_state_dict(from_openstl_state_dict(sd), strict=False)
         assert sorted(res.missing_keys) == ["embed.weight", "head.bias", "head.weight"] and not res.unexpected_keys
@@ -371,8 +434,9 @@ def test_openstl_backend_used_when_present(monkeypatch):
 
 
 def test_count_flops():
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Flatten(),
-                        nn.Linear(8 * 10 * 10, 5))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Flatten(), nn.Linear(8 * 10 * 10, 5)
+    )
     net.train()
     assert count_flops(net, torch.rand(2, 3, 10, 10)) == 2 * (8 * 100 * 27 + 8 * 100 * 9 + 5 * 800)
     assert net.training
@@ -383,8 +447,9 @@ def test_count_flops():
 
 def test_copy_prior_starts_from_copying_the_last_frame():
     torch.manual_seed(0)
-    m = MaskSimVP(embed_dim=4, hid_S=4, hid_T=8, N_S=2, N_T=2, down=2, mlp_ratio=2.0, frame_size=(32, 48),
-                  copy_prior=True).eval()
+    m = MaskSimVP(
+        embed_dim=4, hid_S=4, hid_T=8, N_S=2, N_T=2, down=2, mlp_ratio=2.0, frame_size=(32, 48), copy_prior=True
+    ).eval()
     with torch.no_grad():
         m.head.weight.mul_(0.01)
         m.head.bias.zero_()
@@ -392,4 +457,6 @@ def test_copy_prior_starts_from_copying_the_last_frame():
     with torch.no_grad():
         assert torch.equal(m(x).argmax(1), x[:, -1])
     assert "prior_scale" in dict(m.named_parameters())
-    assert "prior_scale" not in dict(MaskSimVP(embed_dim=4, hid_S=4, hid_T=8, N_S=2, N_T=2, frame_size=(32, 48)).named_parameters())
+    assert "prior_scale" not in dict(
+        MaskSimVP(embed_dim=4, hid_S=4, hid_T=8, N_S=2, N_T=2, frame_size=(32, 48)).named_parameters()
+    )

@@ -1,10 +1,11 @@
 """Dataset statistics on tiny hand-made mask videos."""
+
 import math
 
 import numpy as np
 import pytest
 
-from lib import stats
+from lib.data import stats
 
 
 def two_videos():

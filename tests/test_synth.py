@@ -1,4 +1,5 @@
 """The synthetic generator: layout, determinism (whatever the number of workers), resume, masks."""
+
 import os
 import shutil
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from lib import synth
+from lib.data import synth
 
 COUNTS = {"train": 2, "val": 1, "unlabeled": 1, "hidden": 2}
 
@@ -134,6 +135,7 @@ def test_config():
 def test_metal_mirrors_a_dark_sky():
     """`metal_sky` is the environment metal mirrors above the horizon: it changes metal pixels only, and the
     default (darker than the floor) darkens them, so a gray metal face facing up no longer looks like floor."""
+
     def metal_in_frame_0(v):
         _, mask, info = synth.render_video(v, rgb_frames=[], mask_frames=[0])
         return np.isin(mask[0], [o["class_id"] for o in info["objects"] if (o["class_id"] - 1) % 16 < 8]).sum() > 50

@@ -1,4 +1,5 @@
 """The training loop: exact resume, best checkpoint, atomic writes, config checks (tiny CPU runs)."""
+
 import json
 import os
 
@@ -8,11 +9,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from lib.augment import Augment
-from lib.metrics import jaccard
-from lib.train import (CheckpointError, EpochSampler, epoch_loader, fit, inference_dtype, load_checkpoint,
-                       read_checkpoint)
-from lib.unet import UNet
+from lib.common.metrics import jaccard
+from lib.common.trainer import (
+    CheckpointError,
+    EpochSampler,
+    epoch_loader,
+    fit,
+    inference_dtype,
+    load_checkpoint,
+    read_checkpoint,
+)
+from lib.segmentation.augment import Augment
+from lib.segmentation.unet import UNet
 
 C = 4
 
@@ -149,8 +157,7 @@ def test_cpu_amp_trains_in_bf16_and_resumes_exactly(tmp_path):
 
     torch.manual_seed(0)
     loader = epoch_loader(TensorDataset(*make_data()), batch_size=4, seed=3)
-    h0 = fit(Net(), loader, recording, evaluate, tmp_path / "a", {"width": 4}, 2, lr=3e-3, cpu_amp=True,
-             progress=False)
+    h0 = fit(Net(), loader, recording, evaluate, tmp_path / "a", {"width": 4}, 2, lr=3e-3, cpu_amp=True, progress=False)
     assert seen and all(s == (inference_dtype("cpu") == torch.bfloat16) for s in seen)
     seen.clear()
     fit(Net(), loader, recording, evaluate, tmp_path / "b", {"width": 4}, 2, lr=3e-3, progress=False)
@@ -269,7 +276,7 @@ def test_epoch_sampler():
 
 
 def test_augment_joint_and_deterministic():
-    from lib.augment import flip_masks
+    from lib.segmentation.augment import flip_masks
 
     img = torch.rand(3, 8, 12)
     mask = torch.arange(96).reshape(8, 12)

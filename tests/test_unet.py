@@ -1,11 +1,12 @@
 """U-Net shapes, reference size, odd input sizes, the segment inference path."""
+
 import numpy as np
 import pytest
 import torch
 
-from lib.classes import NUM_CLASSES
-from lib.label import segment
-from lib.unet import UNet, count_params
+from lib.common.classes import NUM_CLASSES
+from lib.segmentation.label import segment
+from lib.segmentation.unet import UNet, count_params
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -20,7 +21,7 @@ def one_thread():
 def expected_params(in_ch=3, num_classes=NUM_CLASSES, width=64, depth=4):
     """Formula: double conv = 2 bias-free 3x3 convs + 2 BatchNorms (weight, bias); up = 2x2 transposed conv
     (with bias) + double conv on the concatenation; head = 1x1 conv with bias."""
-    w = [width * 2 ** i for i in range(depth + 1)]
+    w = [width * 2**i for i in range(depth + 1)]
 
     def dc(cin, cout):
         return 9 * cin * cout + 9 * cout * cout + 4 * cout
@@ -33,9 +34,9 @@ def expected_params(in_ch=3, num_classes=NUM_CLASSES, width=64, depth=4):
 def test_reference_size():
     m = UNet()  # width 64, depth 4, BatchNorm
     assert m.widths == [64, 128, 256, 512, 1024]
-    convs = [l.out_channels for l in m.modules() if isinstance(l, torch.nn.Conv2d) and l.kernel_size == (3, 3)]
+    convs = [c.out_channels for c in m.modules() if isinstance(c, torch.nn.Conv2d) and c.kernel_size == (3, 3)]
     assert convs[:10] == [64, 64, 128, 128, 256, 256, 512, 512, 1024, 1024]
-    assert sum(isinstance(l, torch.nn.BatchNorm2d) for l in m.modules()) == 18
+    assert sum(isinstance(c, torch.nn.BatchNorm2d) for c in m.modules()) == 18
     assert count_params(m) == expected_params() == 31_040_753
 
 
@@ -59,7 +60,7 @@ def test_odd_sizes_and_variants():
 
 
 def test_segment():
-    """lib.label.segment is the one inference path: uint8 HWC frames -> uint8 ids, mode restored."""
+    """lib.segmentation.label.segment is the one inference path: uint8 HWC frames -> uint8 ids, mode restored."""
     m = UNet(width=4, depth=2).train()
     imgs = torch.randint(0, 256, (5, 20, 30, 3), dtype=torch.uint8).numpy()
     out = segment(m, imgs, batch_size=2, amp=False)
@@ -80,8 +81,8 @@ def test_segment():
 
 
 def test_factorized_head_maps_attributes_to_class_ids():
-    from lib.classes import class_id
-    from lib.unet import FactorizedHead
+    from lib.common.classes import class_id
+    from lib.segmentation.unet import FactorizedHead
 
     head = FactorizedHead(15)
     with torch.no_grad():

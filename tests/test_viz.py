@@ -1,4 +1,5 @@
 """Unit tests of the pure drawing functions (fast, synthetic arrays, no data needed)."""
+
 import io
 
 import matplotlib.pyplot as plt
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import viz
-from lib.classes import CLASS_NAMES, PALETTE
+from lib.common.classes import CLASS_NAMES, PALETTE
+from lib.viz import plots as viz
 
 H, W = 16, 24
 
@@ -23,7 +24,7 @@ def _mask(seed=0):
     m = np.zeros((H, W), np.uint8)
     for cid in rng.choice(np.arange(1, 49), 3, replace=False):
         y, x = rng.integers(0, H - 4), rng.integers(0, W - 4)
-        m[y:y + 4, x:x + 4] = cid
+        m[y : y + 4, x : x + 4] = cid
     return m
 
 
@@ -56,15 +57,17 @@ def test_overlay_keeps_background_and_blends_objects():
 def test_error_map_colours():
     true = np.zeros((4, 4), np.uint8)
     pred = np.zeros((4, 4), np.uint8)
-    true[0, 0] = 5; pred[0, 0] = 5      # correct object
-    pred[1, 1] = 7                      # false positive
-    true[2, 2] = 9                      # missed
-    true[3, 3] = 3; pred[3, 3] = 4      # wrong class
+    true[0, 0] = 5
+    pred[0, 0] = 5  # correct object
+    pred[1, 1] = 7  # false positive
+    true[2, 2] = 9  # missed
+    true[3, 3] = 3
+    pred[3, 3] = 4  # wrong class
     e = viz.error_map(pred, true)
     assert tuple(e[1, 1]) == viz.ERROR_COLORS["false positive"]
     assert tuple(e[2, 2]) == viz.ERROR_COLORS["missed"]
     assert tuple(e[3, 3]) == viz.ERROR_COLORS["wrong class"]
-    assert np.all(e[0, 0] <= PALETTE[5]) and np.all(e[0, 0] < 128)   # correct pixels dimmed
+    assert np.all(e[0, 0] <= PALETTE[5]) and np.all(e[0, 0] < 128)  # correct pixels dimmed
     assert np.array_equal(viz.error_map(true, true), (PALETTE[true] * viz._DIM).astype(np.uint8))
     img = np.full((4, 4, 3), 200, np.uint8)
     e2 = viz.error_map(pred, true, img)
@@ -73,12 +76,12 @@ def test_error_map_colours():
 
 def test_side_by_side_shapes_and_separator():
     a = np.zeros((H, W, 3), np.uint8)
-    b = np.zeros((H, W), np.uint8)              # grey panel
-    c = np.zeros((H - 4, 5, 3), np.uint8)       # shorter panel is padded
+    b = np.zeros((H, W), np.uint8)  # grey panel
+    c = np.zeros((H - 4, 5, 3), np.uint8)  # shorter panel is padded
     out = viz.side_by_side(a, b, None, c, sep=2)
     assert out.shape == (H, W + 2 + W + 2 + 5, 3)
-    assert np.all(out[:, W:W + 2] == 255)
-    assert np.all(out[H - 4:, -5:] == 255) and np.all(out[:H - 4, -5:] == 0)
+    assert np.all(out[:, W : W + 2] == 255)
+    assert np.all(out[H - 4 :, -5:] == 255) and np.all(out[: H - 4, -5:] == 0)
     assert viz.side_by_side(a).shape == a.shape
 
 
@@ -86,7 +89,7 @@ def test_panels_and_png_roundtrip():
     img, m = _image(), _mask()
     p = viz.frame_panel(img, m)
     assert p.shape == (H, 3 * W + 6, 3)
-    assert np.array_equal(p[:, :W], img) and np.array_equal(p[:, W + 3:2 * W + 3], viz.colorize(m))
+    assert np.array_equal(p[:, :W], img) and np.array_equal(p[:, W + 3 : 2 * W + 3], viz.colorize(m))
     assert np.array_equal(viz.frame_panel(img), img)
     assert viz.frame_panel(img, m, scale=2).shape == (2 * H, 2 * (3 * W + 6), 3)
     q = viz.compare_panel(img, m, _mask(1))
@@ -118,7 +121,7 @@ def test_figures_build_and_save(tmp_path):
     masks = np.stack([np.stack([_mask(v * 100 + t) for t in range(22)]) for v in range(2)])
     figs = {
         "grid": viz.sample_grid(frames, masks, [1000, 1001]),
-        "grid_nomask": viz.sample_grid(frames[:, :11], None, [15000, 15001]),   # hidden: 11 frames, t=21 dropped
+        "grid_nomask": viz.sample_grid(frames[:, :11], None, [15000, 15001]),  # hidden: 11 frames, t=21 dropped
         "compare": viz.comparison_grid(frames[:, 21], masks[:, 21], masks[:, 10], [1000, 1001], scores=[0.5, 0.2]),
         "freq": viz.class_frequency_plot(np.bincount(masks.ravel(), minlength=49)),
         "hist": viz.histogram(rng.integers(1, 7, 50), "objects", "objects per video"),

@@ -1,11 +1,12 @@
 """The viewers build and redraw without a browser: setting a control's value fires its observers
 synchronously, and the Image widget then holds the PNG of the pure panel function."""
+
 import ipywidgets as widgets
 import numpy as np
 import pytest
 
-from lib import viz
-from lib.widgets import compare_viewer, video_viewer
+from lib.viz import plots as viz
+from lib.viz.widgets import compare_viewer, video_viewer
 
 H, W = 12, 18
 
@@ -41,7 +42,7 @@ def test_play_bounds_and_link(t):
     v = video_viewer(frames)
     assert v.frame.min == 0 and v.frame.max == t - 1
     assert v.play.min == 0 and v.play.max == t - 1
-    v.play.value = t - 1                       # playback moves the slider (and the picture)
+    v.play.value = t - 1  # playback moves the slider (and the picture)
     assert v.frame.value == t - 1
     assert v.image.value == viz.to_png_bytes(frames[0, t - 1])
     v.frame.value = 3
@@ -81,7 +82,7 @@ def test_compare_viewer_order_and_image():
     ids = [1000, 1001, 1002, 1003]
     c = compare_viewer(img, true, pred, ids, order="worst", scores=scores)
     assert isinstance(c, widgets.VBox)
-    assert c.order == [1, 0, 3, 2]                         # unscored last
+    assert c.order == [1, 0, 3, 2]  # unscored last
     assert [o[1] for o in c.video.options] == [1, 0, 3, 2]
     assert c.video.options[0][0] == "video_01001  IoU 0.100"
     assert c.video.value == 1
@@ -98,6 +99,6 @@ def test_compare_viewer_order_and_image():
     assert plain.image.value == viz.to_png_bytes(viz.compare_panel(None, true[0], pred[0]))
     assert compare_viewer(img, true, pred, order=[2, 0]).order == [2, 0]
     with pytest.raises(ValueError):
-        compare_viewer(img, true, pred, order="worst")       # needs scores
+        compare_viewer(img, true, pred, order="worst")  # needs scores
     with pytest.raises(ValueError):
         compare_viewer(img, true, pred[:2])

@@ -1,0 +1,85 @@
+"""Atomic writes (temp file in the same folder + rename) and run-folder records.
+
+Nothing already written is lost when a run dies mid-write: readers see either the old file or the
+complete new one, never half of one.
+"""
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from lib.common.paths import resolve
+
+
+@contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside ``path``; renames it onto ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_npy(path, array):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def save_json(path, obj):
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2, default=_jsonable))
+
+
+def torch_save(path, obj):
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
+
+
+def run_path(run_dir, *parts):
+    """A path inside a run folder (created); ``run_dir`` is resolved from the project root."""
+    p = resolve(run_dir).joinpath(*parts)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def save_metrics(run_dir, notebook, metrics):
+    """Write a notebook's metrics as ``<run_dir>/metrics/<notebook>.json`` (what tests and reports read)."""
+    path = run_path(run_dir, "metrics", f"{notebook}.json")
+    save_json(path, metrics)
+    return path
+
+
+def load_metrics(run_dir, notebook):
+    return json.loads(run_path(run_dir, "metrics", f"{notebook}.json").read_text())

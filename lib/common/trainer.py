@@ -1,0 +1,452 @@
+"""One training loop for the project's models (U-Net, SimVP), in plain code.
+
+``fit`` trains for a number of epochs, evaluates after each, logs a row per epoch to ``out_dir/log.csv`` and
+``out_dir/log.json``, writes ``last.pt`` every epoch and ``best.pt`` when the monitored metric improves, and
+resumes from ``last.pt``. A run stopped after epoch k and restarted ends with exactly the same weights and
+history as an uninterrupted one (on CPU; on CUDA only as far as the kernels are deterministic), provided that:
+- the train loader shuffles with a per-epoch seed (``EpochSampler`` / ``epoch_loader``; a
+  ``DistributedSampler`` works too, ``fit`` calls ``set_epoch``), and its workers are not persistent;
+- all other randomness (augmentation, dropout, scheduled sampling) uses torch/numpy/python global RNGs,
+  whose states the checkpoint carries, or is a function of the step passed to ``loss_fn.set_step``.
+
+Checkpoint: ``{"model", "optimizer", "scheduler", "scaler", "epoch", "config", "fit", "history", "best", "rng"}``
+where ``config`` is the caller's experiment config (e.g. model sizes) and ``fit`` the loop's own settings.
+
+Distributed training (torchrun, see lib/common/distributed.py): logging and checkpoints happen on rank 0 only
+(``is_main``), the logged train loss is averaged over ranks, and every rank waits at the end of each epoch
+until rank 0 has written its checkpoints. Wrap the model in DDP before calling ``fit`` and give the loader
+an ``EpochSampler`` (which splits by rank) or a ``DistributedSampler``. On resume every rank restores
+rank 0's RNG states.
+"""
+
+import csv
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from lib.common.files import _jsonable, atomic_path, save_json, torch_save
+
+# Config keys that may change between a run and its resumption (they do not change the experiment).
+RESUME_IGNORE = ("device", "num_workers", "progress", "log_every", "out_dir", "run_dir", "resume", "amp")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or belongs to a different experiment."""
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def is_main():
+    """True on rank 0 of a distributed run, and always in a single process."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def distributed():
+    """True inside an initialised process group of more than one process (torchrun)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def unwrap(model):
+    """The underlying module of a DDP / DataParallel / compiled model."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+def auto_device(device=None):
+    """``device`` if given, else CUDA when available, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def inference_dtype(device):
+    """The mixed-precision dtype for inference on ``device``: float16 on CUDA; bfloat16 on a CPU with native
+    bf16 (AVX512-BF16 or AMX; `scripts/bench_unet.py` measures the gain, 1.8x for the `cpu` U-Net on this
+    project's 2-core machine); None (float32) elsewhere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def inference_autocast(device, enabled=True):
+    """``torch.autocast`` in ``inference_dtype(device)``; a no-op where there is none or when not ``enabled``."""
+    device = torch.device(device)
+    dtype = inference_dtype(device)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=enabled and dtype is not None)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def get_rng_state():
+    """torch, numpy, python and CUDA RNG states, in a form ``torch.load(weights_only=True)`` reads."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    random.setstate(_tuplify(state["python"]))
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuplify(x):
+    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def _plain(obj):
+    """JSON-normal form (tuples -> lists, numpy/Path -> python), so configs compare and load safely."""
+    return json.loads(json.dumps(obj, default=_jsonable))
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class EpochSampler(Sampler):
+    """Shuffles with a generator seeded from (seed, epoch): the order of epoch e never depends on history.
+
+    Call ``set_epoch(e)`` before each epoch (``fit`` does). With ``num_replicas > 1`` each rank takes every
+    ``num_replicas``-th index of the shuffled order (padded to equal length, like ``DistributedSampler``);
+    by default the replica count and rank come from ``torch.distributed`` when it is initialised.
+    """
+
+    def __init__(self, data_source, shuffle=True, seed=0, num_replicas=None, rank=None):
+        self.n = data_source if isinstance(data_source, int) else len(data_source)
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        ddp = dist.is_available() and dist.is_initialized()
+        self.num_replicas = num_replicas or (dist.get_world_size() if ddp else 1)
+        self.rank = rank if rank is not None else (dist.get_rank() if ddp else 0)
+        self.num_samples = math.ceil(self.n / self.num_replicas)
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        total = self.num_samples * self.num_replicas
+        order += order[: total - len(order)]
+        return iter(order[self.rank : total : self.num_replicas])
+
+    def __len__(self):
+        return self.num_samples
+
+
+def epoch_loader(dataset, batch_size, shuffle=True, seed=0, num_workers=0, drop_last=False, **kwargs):
+    """A DataLoader over ``EpochSampler``: reproducible shuffling per epoch, so resumed runs match."""
+    kwargs.setdefault("pin_memory", torch.cuda.is_available())
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSampler(dataset, shuffle, seed),
+        num_workers=num_workers,
+        drop_last=drop_last,
+        **kwargs,
+    )
+
+
+def _set_epoch(loader, epoch):
+    for s in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+        if hasattr(s, "set_epoch"):
+            s.set_epoch(epoch)
+            return
+
+
+# ------------------------------------------------------------------------------------------- checkpoints
+def read_checkpoint(path, map_location="cpu"):
+    """The whole checkpoint dict; ``CheckpointError`` naming the file if it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated, garbage, or not a torch file
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e}); "
+            "delete it, or start over with resume=False"
+        ) from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"checkpoint {path} is not a training checkpoint (no 'model' entry)")
+    return ckpt
+
+
+def load_checkpoint(path, model=None, map_location="cpu", strict=True):
+    """``(model, config)`` with the weights loaded into ``model``, or ``(state_dict, config)`` without one."""
+    ckpt = read_checkpoint(path, map_location)
+    if model is None:
+        return ckpt["model"], ckpt.get("config", {})
+    unwrap(model).load_state_dict(ckpt["model"], strict=strict)
+    return model, ckpt.get("config", {})
+
+
+def config_diff(old, new, ignore=RESUME_IGNORE):
+    """Sorted flattened keys (``a.b``) whose values differ between two configs, ignoring ``ignore``."""
+    a, b = _flatten(_plain(old)), _flatten(_plain(new))
+    skip = set(ignore)
+    return sorted(
+        k
+        for k in set(a) | set(b)
+        if k not in skip and k.split(".")[-1] not in skip and a.get(k, "<absent>") != b.get(k, "<absent>")
+    )
+
+
+def _write_logs(out_dir, history):
+    save_json(out_dir / "log.json", history)
+    cols = []
+    for row in history:
+        cols += [k for k, v in row.items() if k not in cols and isinstance(v, (int, float, str, bool))]
+    with atomic_path(out_dir / "log.csv") as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(history)
+
+
+def _scalar(v):
+    if torch.is_tensor(v):
+        v = v.detach().cpu()
+        return v.item() if v.numel() == 1 else v.tolist()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return v
+
+
+def _make_optimizer(name, params, lr, weight_decay):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', not {name!r}")
+
+
+def _make_scheduler(name, optimizer, lr, total_steps):
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if name in ("none", None):
+        return None
+    raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'none', not {name!r}")
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def fit(
+    model,
+    train_loader,
+    loss_fn,
+    evaluate,
+    out_dir,
+    config,
+    epochs,
+    optimizer="adam",
+    lr=1e-3,
+    schedule="onecycle",
+    weight_decay=0.0,
+    amp=True,
+    cpu_amp=False,
+    device=None,
+    grad_clip=None,
+    progress=True,
+    seed=0,
+    log_every=20,
+    max_steps_per_epoch=None,
+    monitor="val_iou",
+    mode="max",
+    resume=True,
+    stop_after=None,
+):
+    """Train ``model``; returns the history (one dict per epoch).
+
+    - ``loss_fn(model, batch, device) -> scalar loss`` does the forward pass (runs under float16 autocast on
+      CUDA when ``amp``; under bfloat16 autocast on a CPU with native bf16 when ``cpu_amp``: epochs of the `cpu`
+      U-Net 1.5x faster on this project's machine; SimVP, mostly depthwise convolutions, did not gain).
+      If it has a ``set_step(step, total_steps)`` method, that is called before each step (for schedules such
+      as scheduled sampling; keep its state a function of the step so that resuming stays exact).
+    - ``evaluate(model, device) -> dict`` runs after each epoch with the model in eval mode and gradients off;
+      it must contain ``monitor`` (default ``"val_iou"``, higher is better unless ``mode="min"``).
+      ``evaluate=None`` skips evaluation (then monitor ``"train_loss"`` with ``mode="min"``).
+    - ``config``: the experiment's settings (model sizes, data, ...), stored in every checkpoint.
+    - ``epochs``: total epochs of the run (the LR schedule spans them); ``stop_after``: end this call after
+      that epoch (to train in chunks); a later call resumes from ``out_dir/last.pt`` when ``resume``.
+    - Resuming refuses (``CheckpointError``) if ``config`` or the loop's settings differ from the checkpoint's.
+    - Seeds torch/numpy/python with ``seed`` at a fresh start; seed yourself before building the model.
+    """
+    out_dir = Path(out_dir)
+    device = auto_device(device)
+    model.to(device)
+    use_amp = bool(amp) and device.type == "cuda"
+    cpu_bf16 = bool(cpu_amp) and device.type == "cpu" and inference_dtype(device) == torch.bfloat16
+    cast_dtype = torch.float16 if use_amp else torch.bfloat16
+    config = _plain(config or {})
+    steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
+    if steps == 0:
+        raise ValueError("the train loader is empty")
+    settings = {
+        "optimizer": optimizer,
+        "lr": lr,
+        "schedule": schedule,
+        "weight_decay": weight_decay,
+        "grad_clip": grad_clip,
+        "seed": seed,
+        "steps_per_epoch": steps,
+        "batch_size": getattr(train_loader, "batch_size", None),
+        "monitor": monitor,
+        "mode": mode,
+        "epochs": epochs,
+    }
+    ignore = RESUME_IGNORE + (
+        ("epochs",) if schedule in ("none", None) else ()
+    )  # without a schedule, extending is fine
+
+    opt = _make_optimizer(optimizer, model.parameters(), lr, weight_decay)
+    sched = _make_scheduler(schedule, opt, lr, epochs * steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    history, best, start = [], {"monitor": monitor, "value": None, "epoch": None}, 1
+
+    last_path = out_dir / "last.pt"
+    if resume and last_path.exists():
+        ckpt = read_checkpoint(last_path)
+        diff = config_diff(ckpt.get("config", {}), config, ignore)
+        diff += ["fit." + k for k in config_diff(ckpt.get("fit", {}), settings, ignore)]
+        if diff:
+            raise CheckpointError(
+                f"checkpoint {last_path} was made with a different config; differing keys: {', '.join(diff)}. "
+                "Use another out_dir, or resume=False to start over (it overwrites this run)."
+            )
+        unwrap(model).load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and ckpt.get("scheduler") is not None:
+            sched.load_state_dict(ckpt["scheduler"])
+        if use_amp and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        history, best, start = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
+        set_rng_state(ckpt["rng"])
+        if is_main() and progress:
+            print(f"[fit] resuming {last_path} after epoch {ckpt['epoch']}/{epochs}")
+    else:
+        seed_everything(seed)
+
+    last_epoch = epochs if stop_after is None else min(epochs, stop_after)
+    for epoch in range(start, last_epoch + 1):
+        t0 = time.time()
+        model.train()
+        _set_epoch(train_loader, epoch)
+        total, count = torch.zeros((), device=device), 0
+        bar = tqdm(
+            train_loader, total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not (progress and is_main())
+        )
+        for i, batch in enumerate(bar):
+            if i >= steps:
+                break
+            if hasattr(loss_fn, "set_step"):
+                loss_fn.set_step((epoch - 1) * steps + i, epochs * steps)
+            with torch.autocast(device.type, dtype=cast_dtype, enabled=use_amp or cpu_bf16):
+                loss = loss_fn(model, batch, device)
+            if not use_amp and not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} step {i}")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            lr_used = opt.param_groups[0]["lr"]
+            if sched is not None:
+                sched.step()
+            total += loss.detach().float()
+            count += 1
+            if (i + 1) % log_every == 0:
+                bar.set_postfix(loss=f"{total.item() / count:.4f}")
+        bar.close()
+
+        mean_loss = total / count
+        if distributed():  # the loss of the whole global batch, not just rank 0's share
+            dist.all_reduce(mean_loss)
+            mean_loss /= dist.get_world_size()
+        row = {"epoch": epoch, "train_loss": mean_loss.item(), "lr": lr_used}  # lr of the epoch's last step
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad():
+                metrics = evaluate(unwrap(model), device)
+            model.train()
+            row.update({k: _scalar(v) for k, v in metrics.items()})
+        row["seconds"] = time.time() - t0
+        history.append(row)
+        if monitor not in row:
+            raise KeyError(f"monitored metric {monitor!r} is not in the epoch row (keys: {list(row)})")
+        value = row[monitor]
+        improved = value == value and (
+            best["value"] is None or (value > best["value"] if mode == "max" else value < best["value"])
+        )
+        if improved:
+            best = {"monitor": monitor, "value": value, "epoch": epoch}
+
+        if is_main():
+            ckpt = {
+                "model": unwrap(model).state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "scaler": scaler.state_dict() if use_amp else None,
+                "epoch": epoch,
+                "config": config,
+                "fit": settings,
+                "history": history,
+                "best": best,
+                "rng": get_rng_state(),
+            }
+            if improved:
+                torch_save(out_dir / "best.pt", ckpt)
+            torch_save(last_path, ckpt)
+            _write_logs(out_dir, history)
+            if progress:
+                shown = {
+                    k: (f"{v:.4g}" if isinstance(v, float) else v)
+                    for k, v in row.items()
+                    if isinstance(v, (int, float))
+                }
+                print("[fit] " + " ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
+        if distributed():
+            dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
+    return history

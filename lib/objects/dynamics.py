@@ -1,0 +1,619 @@
+"""A learned object dynamics model: objects are tokens, self-attention lets them interact (collisions).
+
+Each object of a video (a class id, DESIGN.md section 2) becomes a feature vector computed from its track
+over frames 0-10 (lib/objects/tracks.py): last clean centroid, recent positions and velocities, size, visibility /
+border / clean patterns, frames since last seen, shape and material one-hot (colour does not matter to
+dynamics), and the displacement a non-learned baseline predicts (by default the floor-plane physics
+simulation with collisions of lib/objects/tracks.py, ``predict_physics``; also "floor", "decel", "friction").
+``ObjectDynamics`` encodes each object with an MLP, mixes the objects of a video with 2 layers of
+multi-head self-attention (padding-masked: a video has 1..~8 objects), and predicts per object a RESIDUAL
+(dy, dx) on top of the baseline's displacement and a log-scale residual on top of the size model's scale.
+Its output layer starts at zero, so an untrained model is exactly the baseline.
+
+Targets come from frame 21 of the training videos (true masks, or U-Net labels of unlabeled videos):
+the displacement of the object's centroid from its reference (last clean) position, and log sqrt(area
+ratio). Objects not cleanly visible at frame 21 (left the frame, cut by the border, partly hidden) have no
+reliable centroid there: they are masked out of the loss (they are still rendered, clipped at the edges).
+
+    cfg = baseline_config(train_masks)                    # size model, k, decel, F, collisions fitted on train
+    model, history = train_dynamics([train_masks, unlabeled_labels], "runs/x/dynamics", epochs=10, cfg=cfg)
+    pred22 = predict_split_learned(model, val_inputs)     # (N, H, W) uint8
+    final = combine(pred22, simvp_pred, simvp_conf, mode="fill")
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from lib.common.classes import MATERIALS, SHAPES, attributes
+from lib.common.metrics import jaccard
+from lib.common.trainer import EpochSampler, auto_device, fit, read_checkpoint, seed_everything
+from lib.objects import tracks as O
+
+N_IN = O.LAST_INPUT + 1  # input frames
+RECENT = 6  # the last RECENT input frames are described one by one
+POS_UNIT = 20.0  # px: positions relative to the reference centroid
+VEL_UNIT = 5.0  # px/frame
+DISP_UNIT = 50.0  # px: baseline displacement
+TARGET_UNIT = 10.0  # px: the residual the model predicts
+N_FEATURES = 2 + 4 + RECENT * 5 + 3 * 3 + 2 + 4 + 4 + 3 * N_IN + len(SHAPES) + len(MATERIALS) + 1 + 5 + 2
+
+DEFAULT_CFG = {
+    "baseline": "physics",
+    "k": 2,
+    "decay": 0.95,
+    "decel": 0.25,
+    "size_b": 0.0,
+    "F": 350.0,
+    "restitution": 0.3,
+    "radius_scale": 1.15,
+    "mass_ratio": 2.0,
+    "min_area": 1,
+    "denoise": False,
+    "area_ratio": 0.75,
+    "d": 64,
+    "heads": 4,
+    "layers": 2,
+    "dropout": 0.1,
+}
+
+
+# -------------------------------------------------------------------------------------------- features
+def baseline_config(train_masks, n_videos=100, baseline="physics", seed=0, **overrides):
+    """The baseline's settings fitted on TRUE train masks (N, 22, H, W): size model slope, then the motion
+    model's parameters by grid search on the frame-22 IoU (``objects.fit_floor`` [+ ``fit_physics``] /
+    ``fit_decel`` / ``fit_k_and_decay``). ``baseline``: "physics" (floor-plane deceleration + collisions,
+    the strongest), "floor" (floor-plane deceleration), "decel" (in image px) or "friction" (geometric)."""
+    cfg = dict(DEFAULT_CFG, baseline=baseline)
+    cfg["size_b"] = O.fit_size_model(train_masks, n_videos, seed=seed)
+    if baseline in ("floor", "physics"):
+        r = O.fit_floor(train_masks, n_videos=n_videos, size_b=cfg["size_b"], seed=seed)
+        cfg.update(k=r["k"], decel=r["decel"], F=r["F"])
+        if baseline == "physics" and r["F"]:
+            r = O.fit_physics(
+                train_masks, cfg["k"], cfg["decel"], cfg["F"], cfg["size_b"], n_videos=n_videos, seed=seed
+            )
+            cfg.update(restitution=r["restitution"], radius_scale=r["radius_scale"], mass_ratio=r["mass_ratio"])
+    elif baseline == "friction":
+        r = O.fit_k_and_decay(train_masks, n_videos=n_videos, size_b=cfg["size_b"], seed=seed)
+        cfg.update(k=r["k"], decay=r["decay"])
+    elif baseline == "decel":
+        r = O.fit_decel(train_masks, n_videos=n_videos, size_b=cfg["size_b"], seed=seed)
+        cfg.update(k=r["k"], decel=r["decel"])
+    else:
+        raise ValueError(f"baseline must be 'physics', 'floor', 'decel' or 'friction', not {baseline!r}")
+    cfg.update(overrides)
+    return cfg
+
+
+def baseline_predictions(tr, cfg, shape=(160, 240)):
+    """The baseline's {cid: ObjectPrediction} for tracks of frames 0-10."""
+    return O.predict_from_tracks(
+        tr,
+        cfg["baseline"],
+        cfg["k"],
+        cfg["decay"],
+        cfg["decel"],
+        cfg["size_b"],
+        cfg.get("F"),
+        O.TARGET,
+        O.LAST_INPUT,
+        shape,
+        restitution=cfg["restitution"],
+        radius_scale=cfg["radius_scale"],
+        mass_ratio=cfg["mass_ratio"],
+    )
+
+
+def _vel_feats(v):
+    return [0.0, 0.0, 0.0] if v is None else [v[0] / VEL_UNIT, v[1] / VEL_UNIT, 1.0]
+
+
+def camera_of(cfg, shape=(160, 240)):
+    """The ``objects.FloorCamera`` of a config, None without perspective (size_b = 0) or F."""
+    if cfg.get("size_b", 0) > 0 and cfg.get("F"):
+        return O.FloorCamera(cfg["size_b"], shape[1], shape[0], cfg["F"])
+    return None
+
+
+def object_features(tr, pred, shape, camera=None):
+    """Feature vector (N_FEATURES,) float32 of one object (Track of frames 0-10, its baseline prediction);
+    with a ``camera`` (objects.FloorCamera) also its floor position and floor velocity."""
+    h, w = shape
+    ref = pred.ref_t
+    c = tr.centroid[ref]
+    last = N_IN - 1
+    f = [
+        c[0] / h,
+        c[1] / w,
+        ref / last,
+        (last - tr.last) / last,
+        (last - tr.last_clean if tr.last_clean >= 0 else N_IN) / last,
+        (last - tr.first) / last,
+    ]
+    for t in range(N_IN - RECENT, N_IN):
+        if tr.visible[t]:
+            d = (tr.centroid[t] - c) / POS_UNIT
+            f += [d[0], d[1], 1.0, float(tr.clean[t]), float(tr.touches_border[t])]
+        else:
+            f += [0.0] * 5
+    f += _vel_feats(O.velocity(tr, 2)) + _vel_feats(O.velocity(tr, 4)) + _vel_feats(O.edge_velocity(tr, 3))
+    f += [pred.disp[0] / DISP_UNIT, pred.disp[1] / DISP_UNIT]
+    y0, x0, y1, x1 = tr.bbox[ref]
+    ref_area = tr.ref_area if np.isfinite(tr.ref_area) else tr.area[ref]
+    f += [math.sqrt(tr.area[ref]) / 30, math.sqrt(ref_area) / 30, (y1 - y0) / 40, (x1 - x0) / 40]
+    f += [float(y0 <= 0), float(y1 >= h), float(x0 <= 0), float(x1 >= w)]
+    f += tr.visible.astype(float).tolist() + tr.touches_border.astype(float).tolist() + tr.clean.astype(float).tolist()
+    s, m, _ = attributes(tr.cid)
+    f += [float(s == x) for x in SHAPES] + [float(m == x) for x in MATERIALS]
+    f += [math.log(pred.scale)]
+    fr = O.velocity_frames(tr, 2)
+    if camera is not None:
+        fp = camera.to_floor(c)
+        f += [fp[0] / 300, fp[1] / 100]
+        if len(fr) >= 2:
+            fv = O._slope(fr, camera.to_floor(tr.centroid[fr]))
+            f += [fv[0] / VEL_UNIT, fv[1] / VEL_UNIT, 1.0]
+        else:
+            f += [0.0, 0.0, 0.0]
+    else:
+        f += [0.0] * 5
+    fc = pred.extra.get("first_contact", float("nan"))  # the physics baseline's collisions
+    f += [min(pred.extra.get("contacts", 0), 5) / 5, (fc - last) / (O.TARGET - last) if fc == fc else 1.5]
+    return np.asarray(f, np.float32)
+
+
+def video_objects(masks, cfg, with_target=False):
+    """Tokens of one video (T, H, W), frames 0-10 as input: dict with ``feats`` (n, F), ``base`` (n, 2)
+    baseline displacement px, ``base_scale`` (n,), ``cids``, ``preds`` (the baseline's ObjectPredictions)
+    and, with ``with_target`` (needs frame 21), ``target`` (n, 3) = (dy, dx) px residual and log-scale
+    residual, ``tmask`` (n,) bool (object cleanly visible at frame 21)."""
+    masks = np.asarray(masks)
+    h, w = masks.shape[1:]
+    inp = masks[:N_IN]
+    tr = O.tracks(inp, cfg["min_area"], cfg["area_ratio"], cfg["size_b"], cfg.get("denoise", False))
+    preds = baseline_predictions(tr, cfg, (h, w))
+    cids = sorted(preds)
+    item = {"cids": cids, "preds": preds}
+    cam = camera_of(cfg, (h, w))
+    item["feats"] = (
+        np.stack([object_features(tr[c], preds[c], (h, w), cam) for c in cids])
+        if cids
+        else np.zeros((0, N_FEATURES), np.float32)
+    )
+    item["base"] = np.array([preds[c].disp for c in cids], np.float32).reshape(-1, 2)
+    item["base_scale"] = np.array([preds[c].scale for c in cids], np.float32)
+    if with_target:
+        t21 = O.frame_stats(masks[O.TARGET], cfg["min_area"])
+        target = np.zeros((len(cids), 3), np.float32)
+        tmask = np.zeros(len(cids), bool)
+        for i, c in enumerate(cids):
+            if c not in t21:
+                continue
+            a, cy, cx, (y0, x0, y1, x1) = t21[c]
+            if y0 <= 0 or x0 <= 0 or y1 >= h or x1 >= w:
+                continue
+            p, trc = preds[c], tr[c]
+            if np.isfinite(trc.ref_area):
+                norm = a / O.size_scale(cy, cfg["size_b"]) ** 2
+                if norm < cfg["area_ratio"] * trc.ref_area:  # partly hidden at frame 21
+                    continue
+            true_disp = np.array([cy, cx]) - p.ref_centroid
+            target[i, :2] = true_disp - p.disp
+            target[i, 2] = 0.5 * math.log(a / trc.area[p.ref_t]) - math.log(p.scale)
+            tmask[i] = True
+        item["target"], item["tmask"] = target, tmask
+    return item
+
+
+def _tensors(item):
+    out = {
+        "feats": torch.from_numpy(item["feats"]),
+        "base": torch.from_numpy(item["base"]),
+        "base_scale": torch.from_numpy(item["base_scale"]),
+    }
+    if "target" in item:
+        out["target"] = torch.from_numpy(item["target"])
+        out["tmask"] = torch.from_numpy(item["tmask"])
+    return out
+
+
+def build_dataset(videos, cfg=None, flip=False, progress=True, desc="objects"):
+    """Training tokens from an iterable of (T>=22, H, W) mask videos (an (N, T, H, W) array works):
+    a list of dicts of tensors (feats, base, base_scale, target, tmask), videos without objects skipped.
+    ``flip``: also add each video mirrored left-right (the physics is symmetric)."""
+    cfg = dict(DEFAULT_CFG, **(cfg or {}))
+    out = []
+    for v in tqdm(videos, desc=f"tokens:{desc}", disable=not progress, unit="video"):
+        v = np.asarray(v)
+        for m in (v, v[:, :, ::-1]) if flip else (v,):
+            item = video_objects(m, cfg, with_target=True)
+            if len(item["cids"]):
+                out.append(_tensors(item))
+    return out
+
+
+def collate(items):
+    """Pads a list of token dicts to the largest object count: feats (B, N, F), base (B, N, 2),
+    base_scale (B, N), pad (B, N) bool True = padding, and target (B, N, 3), tmask (B, N) if present."""
+    n = max(1, max(len(it["feats"]) for it in items))
+    b = len(items)
+    out = {
+        "feats": torch.zeros(b, n, N_FEATURES),
+        "base": torch.zeros(b, n, 2),
+        "base_scale": torch.ones(b, n),
+        "pad": torch.ones(b, n, dtype=torch.bool),
+    }
+    has_t = all("target" in it for it in items)
+    if has_t:
+        out["target"], out["tmask"] = torch.zeros(b, n, 3), torch.zeros(b, n, dtype=torch.bool)
+    for i, it in enumerate(items):
+        k = len(it["feats"])
+        out["feats"][i, :k], out["base"][i, :k], out["base_scale"][i, :k] = it["feats"], it["base"], it["base_scale"]
+        out["pad"][i, :k] = False
+        if has_t:
+            out["target"][i, :k], out["tmask"][i, :k] = it["target"], it["tmask"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- model
+class ObjectDynamics(nn.Module):
+    """Per-object MLP encoder -> ``layers`` x multi-head self-attention over a video's objects -> MLP head
+    giving (dy, dx) residual in units of TARGET_UNIT px and a log-scale residual.
+
+    ``forward(feats (B,N,F), pad (B,N) bool True = padding, base (B,N,2), base_scale (B,N))`` returns
+    (disp (B,N,2) px = base + residual, scale (B,N) = base_scale * exp(residual), residual (B,N,3)).
+    The baseline's settings (``cfg``) ride along with the model (``self.cfg``, stored in checkpoints).
+    """
+
+    def __init__(self, d=64, heads=4, layers=2, n_features=N_FEATURES, cfg=None, dropout=0.0, **_):
+        super().__init__()
+        self.cfg = {**DEFAULT_CFG, **(cfg or {}), "d": d, "heads": heads, "layers": layers, "dropout": dropout}
+        self.encoder = nn.Sequential(
+            nn.Linear(n_features, d), nn.GELU(), nn.Dropout(dropout), nn.Linear(d, d), nn.LayerNorm(d)
+        )
+        layer = nn.TransformerEncoderLayer(
+            d, heads, dim_feedforward=2 * d, dropout=dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.attn = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(), nn.Linear(d, 3))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, feats, pad, base, base_scale):
+        x = self.encoder(feats)
+        x = self.attn(x, src_key_padding_mask=pad)
+        res = self.head(x)
+        disp = base + TARGET_UNIT * res[..., :2]
+        scale = base_scale * torch.exp(res[..., 2].clamp(-1, 1))
+        return disp, scale, res
+
+
+def build_model(cfg):
+    return ObjectDynamics(
+        cfg.get("d", 64), cfg.get("heads", 4), cfg.get("layers", 2), cfg=cfg, dropout=cfg.get("dropout", 0.0)
+    )
+
+
+def load_dynamics(path, device="cpu"):
+    """The model of a ``train_dynamics`` checkpoint (best.pt / last.pt), its config restored."""
+    ckpt = read_checkpoint(path, device)
+    model = build_model(ckpt["config"]["model"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+# -------------------------------------------------------------------------------------------- training
+def dynamics_loss(model, batch, device, scale_weight=0.5, sigma=0.8):
+    """Loss over the objects with a target. Position: the robust (Welsch) loss 1 - exp(-|e|^2 / (2 sigma^2))
+    of the centroid error e in TARGET_UNIT px (sigma = 0.8 -> 8 px, about half an object): like the IoU of a
+    shifted object it saturates for large misses, so the model is not pulled towards hedging on the few
+    objects it cannot predict (collisions to come) at the cost of the many it can. Scale: Huber on the
+    log-scale residual, weighted by ``scale_weight``."""
+    b = {k: v.to(device) for k, v in batch.items()}
+    _, _, res = model(b["feats"], b["pad"], b["base"], b["base_scale"])
+    m = b["tmask"] & ~b["pad"]
+    if not bool(m.any()):
+        return res.sum() * 0.0
+    tgt = b["target"][m]
+    err2 = ((res[m][:, :2] - tgt[:, :2] / TARGET_UNIT) ** 2).sum(-1)
+    pos = (1 - torch.exp(-err2 / (2 * sigma**2))).mean()
+    sc = F.huber_loss(res[m][:, 2], tgt[:, 2], delta=0.1)
+    return pos + scale_weight * sc
+
+
+@torch.no_grad()
+def predict_items(model, items, device=None, batch_size=64):
+    """Runs the model on ``video_objects`` items; returns per item the ObjectPredictions with the model's
+    displacement and scale (the baseline's reference frames)."""
+    device = auto_device(device) if device is None else torch.device(device)
+    model.eval().to(device)
+    out = []
+    for i in range(0, len(items), batch_size):
+        chunk = items[i : i + batch_size]
+        b = collate([_tensors(it) for it in chunk])
+        disp, scale, _ = model(
+            b["feats"].to(device), b["pad"].to(device), b["base"].to(device), b["base_scale"].to(device)
+        )
+        disp, scale = disp.cpu().numpy(), scale.cpu().numpy()
+        for j, it in enumerate(chunk):
+            preds = {}
+            for n, c in enumerate(it["cids"]):
+                p = it["preds"][c]
+                preds[c] = O.ObjectPrediction(
+                    c, p.ref_t, p.ref_centroid, disp[j, n].astype(float), float(scale[j, n]), {"base": p.disp}
+                )
+            out.append(preds)
+    return out
+
+
+def predict_split_learned(model, masks, device=None, batch_size=64, progress=True, use_scale=True):
+    """(N, H, W) uint8 frame-22 masks of (N, >=11, H, W) input masks, rendered with ``objects.render``
+    from the model's displacements (and scales, unless ``use_scale`` is False)."""
+    cfg = model.cfg
+    out = np.empty((len(masks), *masks.shape[2:]), np.uint8)
+    step = 256
+    bar = tqdm(total=len(masks), desc="objects:learned", disable=not progress, unit="video")
+    for s in range(0, len(masks), step):
+        vids = [np.asarray(masks[i, :N_IN]) for i in range(s, min(s + step, len(masks)))]
+        items = [video_objects(v, cfg) for v in vids]
+        for j, (v, preds) in enumerate(zip(vids, predict_items(model, items, device, batch_size))):
+            if not use_scale:
+                for p in preds.values():
+                    p.scale = 1.0
+            out[s + j] = O.render(v, preds, denoise=cfg.get("denoise", False))
+        bar.update(len(vids))
+    bar.close()
+    return out
+
+
+class _Tokens(torch.utils.data.Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def train_dynamics(
+    train_sets,
+    out_dir,
+    epochs=10,
+    cfg=None,
+    batch_size=32,
+    lr=5e-4,
+    weight_decay=1e-2,
+    heldout=50,
+    flip=True,
+    seed=0,
+    device=None,
+    progress=True,
+    resume=True,
+    n_fit_videos=100,
+):
+    """Trains ``ObjectDynamics`` with ``lib.common.trainer.fit`` and returns (model with the best weights, history).
+
+    ``train_sets``: a list of mask arrays (N, 22, H, W); the FIRST must be the true train masks: its
+    baseline settings are fitted on it (unless ``cfg`` gives them, e.g. from ``baseline_config``) and
+    ``heldout`` of its videos (a seeded random subset) are kept out of training to compute ``val_iou``
+    (frame-22 IoU of the rendered predictions) after each epoch; that is the monitored metric (the val split
+    is never used; at most a fifth of the videos are held out). The other sets (e.g. U-Net labels of
+    unlabeled videos) only add training videos. ``flip``: add left-right mirrored copies.
+    Checkpoints ``best.pt`` / ``last.pt`` and logs go to ``out_dir`` (resumable, see lib/common/trainer.py).
+    """
+    device = auto_device(device)
+    first = train_sets[0]
+    heldout = min(heldout, len(first) // 5)  # never more than a fifth of the train videos
+    idx = np.random.default_rng(seed).permutation(len(first))
+    held = np.sort(idx[:heldout]) if heldout else np.array([], int)
+    keep = np.sort(idx[heldout:]) if heldout else np.arange(len(first))
+    if cfg is None:
+        cfg = baseline_config(_Rows(first, keep), n_videos=n_fit_videos, seed=seed)
+    cfg = dict(DEFAULT_CFG, **cfg)
+    items = build_dataset(_Rows(first, keep), cfg, flip, progress, "train")
+    for j, extra in enumerate(train_sets[1:]):
+        items += build_dataset(extra, cfg, flip, progress, f"set{j + 1}")
+    if not items:
+        raise ValueError("no training videos with objects")
+    held_in = [np.asarray(first[i, :N_IN]) for i in held]
+    held_items = [video_objects(np.asarray(first[i]), cfg, with_target=True) for i in held]
+    held_batch = collate([_tensors(it) for it in held_items if len(it["cids"])]) if len(held) else None
+    held_true = np.stack([np.asarray(first[i, O.TARGET]) for i in held]) if len(held) else None
+    if held_true is not None:
+        base_pred = np.stack([O.render(v, it["preds"]) for v, it in zip(held_in, held_items)])
+        base_iou = jaccard(base_pred, held_true)[0]
+        base_loss = dynamics_loss(build_model(cfg), held_batch, "cpu").item()  # zero residual = the baseline
+        if progress:
+            print(
+                f"[dynamics] {len(items)} training videos, baseline ({cfg['baseline']}) IoU on "
+                f"{len(held)} held-out train videos: {base_iou:.4f}",
+                flush=True,
+            )
+
+    def evaluate(model, dev):
+        if held_true is None:
+            return {}
+        preds = predict_items(model, held_items, dev)
+        pred = np.stack([O.render(v, p) for v, p in zip(held_in, preds)])
+        return {
+            "val_iou": jaccard(pred, held_true)[0],
+            "baseline_iou": base_iou,
+            "val_loss": dynamics_loss(model, held_batch, dev).item(),
+            "baseline_loss": base_loss,
+        }
+
+    seed_everything(seed)
+    model = build_model(cfg)
+    loader = torch.utils.data.DataLoader(
+        _Tokens(items), batch_size=batch_size, collate_fn=collate, sampler=_epoch_sampler(len(items), seed)
+    )
+    config = {
+        "model": model.cfg,
+        "train_videos": [len(s) for s in train_sets],
+        "heldout": int(len(held)),
+        "flip": bool(flip),
+    }
+    history = fit(
+        model,
+        loader,
+        dynamics_loss,
+        evaluate if len(held) else None,
+        out_dir,
+        config,
+        epochs,
+        optimizer="adamw",
+        lr=lr,
+        schedule="cosine",
+        weight_decay=weight_decay,
+        device=device,
+        grad_clip=1.0,
+        progress=progress,
+        seed=seed,
+        resume=resume,
+        monitor="val_iou" if len(held) else "train_loss",
+        mode="max" if len(held) else "min",
+    )
+    best = Path(out_dir) / "best.pt"
+    if best.is_file():
+        model.load_state_dict(read_checkpoint(best)["model"])
+    return model.eval(), history
+
+
+def _epoch_sampler(n, seed):
+    return EpochSampler(n, shuffle=True, seed=seed)
+
+
+class _Rows:
+    """A lazy row subset of an (N, ...) array (memmaps stay on disk)."""
+
+    def __init__(self, arr, rows):
+        self.arr, self.rows = arr, np.asarray(rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def shape(self):
+        return (len(self.rows), *self.arr.shape[1:])
+
+    def __getitem__(self, i):
+        if isinstance(i, tuple):
+            return self.arr[(self.rows[i[0]],) + i[1:]]
+        return self.arr[self.rows[i]]
+
+    def __iter__(self):
+        for r in self.rows:
+            yield self.arr[r]
+
+
+# ------------------------------------------------------------------------------------------ combination
+COMBINE_MODES = ("fill", "confident", "fill_confident")
+
+
+def combine(objects_pred, simvp_pred, simvp_conf=None, mode="fill", threshold=0.9, known_ids=None):
+    """Merge an object-rendered prediction with SimVP's, (H, W) or (N, H, W) alike.
+
+    - ``"fill"``: keep the object prediction; where it is background and SimVP predicts an object id
+      (one of ``known_ids`` if given: ids seen in the input frames, a list per video or one set), take SimVP's
+      (SimVP sees new contacts, objects the renderer could not move, shapes it could not complete).
+    - ``"confident"``: take SimVP's wherever its confidence (``simvp_conf``: max softmax prob, same shape)
+      exceeds ``threshold``, else the object prediction.
+    - ``"fill_confident"``: both rules ("fill" only where SimVP is confident too).
+    """
+    if mode not in COMBINE_MODES:
+        raise ValueError(f"mode must be one of {COMBINE_MODES}, not {mode!r}")
+    obj = np.asarray(objects_pred)
+    sim = np.asarray(simvp_pred)
+    if obj.shape != sim.shape:
+        raise ValueError(f"object prediction {obj.shape} and SimVP prediction {sim.shape} differ in shape")
+    if mode != "fill" and simvp_conf is None:
+        raise ValueError(f"mode {mode!r} needs simvp_conf")
+    out = obj.copy()
+    fill = (obj == 0) & (sim != 0)
+    if known_ids is not None:
+        if obj.ndim == 3 and len(known_ids) == len(obj) and not np.isscalar(known_ids[0]):
+            ok = np.stack([np.isin(s, np.asarray(list(k))) for s, k in zip(sim, known_ids)])
+        else:
+            ok = np.isin(sim, np.asarray(list(known_ids)))
+        fill &= ok
+    conf = None if simvp_conf is None else np.asarray(simvp_conf) > threshold
+    if mode == "fill":
+        take = fill
+    elif mode == "confident":
+        take = conf
+    else:
+        take = fill & conf
+    out[take] = sim[take]
+    return out
+
+
+def choose_threshold(
+    objects_pred, simvp_pred, simvp_conf, true, known_ids, thresholds=(0.5, 0.7, 0.9, 0.95, 0.99, 1.0), folds=2, seed=0
+):
+    """The confidence threshold of ``combine(mode="fill_confident")``, chosen on labelled videos (val).
+
+    Returns (threshold best on all videos, for new videos; the cross-validated prediction: the videos are split
+    into ``folds`` parts and each part is combined with the threshold best on the others, so the IoU of that
+    prediction is an honest estimate of the combination, not one tuned on the videos it is scored on).
+    Threshold 1.0 never takes SimVP's pixels (the object prediction alone)."""
+    from lib.common.metrics import jaccard
+
+    obj, sim, conf, true = (np.asarray(a) for a in (objects_pred, simvp_pred, simvp_conf, true))
+
+    def best(idx):
+        return max(
+            thresholds,
+            key=lambda t: jaccard(
+                combine(obj[idx], sim[idx], conf[idx], "fill_confident", t, [known_ids[i] for i in idx]), true[idx]
+            )[0],
+        )
+
+    n = len(obj)
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
+    cv = np.empty_like(obj)
+    for k, part in enumerate(parts):
+        rest = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
+        t = best(rest)
+        cv[part] = combine(obj[part], sim[part], conf[part], "fill_confident", t, [known_ids[i] for i in part])
+    return best(np.arange(n)), cv
+
+
+# -------------------------------------------------------------------------------------------- selection
+def save_selection(path, name, kwargs=None, checkpoint=None, min_area=1, denoise=False):
+    """Record the object predictor notebook 06 chose (a non-learned method's kwargs, or a checkpoint)."""
+    from lib.common.files import save_json
+
+    save_json(
+        path,
+        {
+            "name": name,
+            "kwargs": kwargs or {},
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+            "min_area": min_area,
+            "denoise": denoise,
+        },
+    )
+
+
+def load_predictor(path):
+    """(name, function masks (N, >=11, H, W) -> (N, H, W) uint8) from a ``save_selection`` file."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no object predictor chosen yet; run notebook 06 (objects) first")
+    sel = json.loads(path.read_text())
+    if sel["checkpoint"]:
+        model = load_dynamics(sel["checkpoint"])
+        model.cfg.update(min_area=sel["min_area"], denoise=sel["denoise"])
+        return sel["name"], lambda m: predict_split_learned(model, m, device="cpu", progress=False)
+    kw = dict(sel["kwargs"], min_area=sel["min_area"], denoise=sel["denoise"])
+    return sel["name"], lambda m: O.predict_split(m, progress=False, **kw)

@@ -1,0 +1,170 @@
+"""Training and evaluating the U-Net that segments frames (recipe step 1 of DESIGN.md section 4).
+
+Trains on frames of the train split only (never val); the val IoU is the task metric stacked over val
+frames. Config is a plain dict stored in every checkpoint, so a checkpoint rebuilds its own model.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lib.common.distributed import main_first, per_rank_batch, wrap
+from lib.common.losses import SegLoss
+from lib.common.metrics import IoUMeter
+from lib.common.trainer import auto_device, epoch_loader, fit, load_checkpoint
+from lib.data import dataset as data
+from lib.segmentation.augment import Augment
+from lib.segmentation.decode import DECODES
+from lib.segmentation.label import segment, vote_window
+from lib.segmentation.unet import UNet, count_params
+
+# The recipe defaults; notebook 02's parameters cell holds the same values (a test compares them).
+DEFAULTS = dict(
+    width=16,
+    depth=4,
+    norm="batch",
+    head="plain",
+    decode="argmax",
+    crop=None,
+    epochs=6,
+    batch_size=16,
+    lr=2e-3,
+    weight_decay=0.0,
+    ce=1.0,
+    jaccard=0.5,
+    lovasz=0.0,
+    hflip=0.5,
+    brightness=0.1,
+    contrast=0.1,
+    steps_per_epoch=None,
+    eval_videos=40,
+    eval_frames=6,
+    cpu_amp=True,
+    num_workers=0,
+    seed=0,
+)
+
+
+def build_unet(cfg):
+    model = UNet(
+        in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"], head=cfg.get("head", "plain")
+    )
+    model.decode = cfg.get("decode", "argmax")  # how lib.segmentation.label.segment turns scores into ids
+    if model.decode not in DECODES:
+        raise ValueError(f"decode must be one of {DECODES}, not {model.decode!r}")
+    return model
+
+
+class _SegStep:
+    def __init__(self, loss):
+        self.loss = loss
+
+    def __call__(self, model, batch, device):
+        x, y = (t.to(device, non_blocking=True) for t in batch)
+        return self.loss(model(x), y)
+
+
+@torch.inference_mode()
+def evaluate(model, packed, device, videos=None, frames=None, batch_size=32, return_confusion=False):
+    """Stacked IoU of the model's decoded masks over the chosen val videos and frames (all by default)."""
+    model.eval()
+    meter = IoUMeter()
+    vids = range(len(packed)) if videos is None else videos
+    ts = np.arange(packed.frames.shape[1]) if frames is None else np.asarray(frames)
+    for v in vids:  # a video's chosen frames at a time (vote_video decodes them together, as label_split)
+        pred = segment(model, np.asarray(packed.frames[v, ts]), device, batch_size, video_len=vote_window(len(ts)))
+        meter.update(pred, np.asarray(packed.masks[v, ts]))
+    return _result(meter, return_confusion)
+
+
+def score_masks(pred, true, return_confusion=False):
+    """The same result as ``evaluate`` for masks already predicted: (N, T, H, W) predicted and true ids
+    (memmaps are read video by video), e.g. the val labels written by ``lib.segmentation.label.label_split``."""
+    if pred.shape != true.shape:
+        raise ValueError(f"predicted masks {tuple(pred.shape)} and true masks {tuple(true.shape)} differ in shape")
+    meter = IoUMeter()
+    for p, t in zip(pred, true):
+        meter.update(np.asarray(p), np.asarray(t))
+    return _result(meter, return_confusion)
+
+
+def _result(meter, return_confusion):
+    mean, per_class = meter.compute()
+    out = {"val_iou": mean, "per_class": per_class}
+    if return_confusion:
+        out["confusion"] = meter.cm.numpy()
+    return out
+
+
+def train_unet(data_root, out_dir, progress=True, device=None, **overrides):
+    """Train (or resume) a U-Net; returns (model with the best weights, history, config)."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown U-Net settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    cfg = {**DEFAULTS, **overrides}
+    device = auto_device(device)
+    train = main_first(data.load_split, data_root, "train", progress=progress)
+    val = main_first(data.load_split, data_root, "val", progress=progress)
+    torch.manual_seed(cfg["seed"])
+    model = build_unet(cfg)
+    params = count_params(model)
+    model = wrap(model.to(device), device)  # DDP under torchrun, unchanged otherwise
+    aug = Augment(hflip=cfg["hflip"], brightness=cfg["brightness"], contrast=cfg["contrast"])
+    ds = data.FrameDataset(train, augment=aug, crop=tuple(cfg["crop"]) if cfg["crop"] else None)
+    loader = epoch_loader(
+        ds,
+        per_rank_batch(cfg["batch_size"]),
+        shuffle=True,
+        seed=cfg["seed"],
+        num_workers=cfg["num_workers"],
+        drop_last=True,
+    )
+    rng = np.random.default_rng(cfg["seed"])
+    ev_videos = None if not cfg["eval_videos"] else np.sort(rng.permutation(len(val))[: cfg["eval_videos"]])
+    ev_frames = (
+        None
+        if not cfg["eval_frames"]
+        else np.linspace(0, val.frames.shape[1] - 1, cfg["eval_frames"]).round().astype(int)
+    )
+
+    def ev(model, device):
+        r = evaluate(model, val, device, ev_videos, ev_frames)
+        return {"val_iou": r["val_iou"]}
+
+    config = {"model": "unet", **cfg, "params": params, "train_videos": len(train)}
+    history = fit(
+        model,
+        loader,
+        _SegStep(SegLoss(ce=cfg["ce"], jaccard=cfg["jaccard"], lovasz=cfg["lovasz"])),
+        ev,
+        out_dir,
+        config,
+        epochs=cfg["epochs"],
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        schedule="onecycle",
+        cpu_amp=cfg["cpu_amp"],
+        device=device,
+        progress=progress,
+        seed=cfg["seed"],
+        max_steps_per_epoch=cfg["steps_per_epoch"],
+    )
+    model, _ = load_unet(Path(out_dir) / "best.pt", device)
+    return model, history, config
+
+
+def load_unet(path, device=None):
+    """(model in eval mode, config) from a checkpoint written by train_unet."""
+    state, config = load_checkpoint(path)
+    model = build_unet(config)
+    model.load_state_dict(state)
+    return model.to(auto_device(device)).eval(), config
+
+
+def most_confused(confusion, k=10):
+    """The k largest off-diagonal entries of a confusion matrix: [(true, predicted, pixels)]."""
+    cm = np.array(confusion, dtype=np.int64)
+    np.fill_diagonal(cm, 0)
+    flat = np.argsort(cm, axis=None)[::-1][:k]
+    return [(int(i // cm.shape[1]), int(i % cm.shape[1]), int(cm.flat[i])) for i in flat if cm.flat[i] > 0]

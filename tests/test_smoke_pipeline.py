@@ -1,0 +1,186 @@
+"""The smoke pipeline: run_all.sh smoke executes every notebook through papermill (slow tier).
+
+Each notebook's numbers get a floor that a broken stage would miss, not only 0 <= IoU <= 1.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lib.common.metrics import jaccard
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """run_all.sh smoke, with data, figures and the run folder in a temporary directory."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    over = tmp / "override.yaml"
+    over.write_text(yaml.safe_dump({"data_root": str(tmp / "data"), "figures_dir": str(tmp / "figures")}))
+    env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "run_all.sh"), "smoke", str(tmp / "run")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, f"run_all.sh smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return tmp, proc.stdout
+
+
+def metrics(run, name):
+    return json.loads((run / "metrics" / f"{name}.json").read_text())
+
+
+def test_run_all_smoke_runs_every_notebook(smoke_run):
+    tmp, out = smoke_run
+    run = tmp / "run"
+    for nb in NOTEBOOKS:
+        assert (run / "notebooks" / nb.name).is_file() and (run / "logs" / f"{nb.stem}.log").is_file()
+        assert (run / "metrics" / f"{nb.stem}.json").is_file(), f"{nb.stem} wrote no metrics"
+    rows = (run / "timings.tsv").read_text().splitlines()[1:]
+    assert [r.split("\t")[0] for r in rows] == [nb.stem for nb in NOTEBOOKS]
+    assert all(r.endswith("ok") for r in rows) and "all done" in out
+
+
+def test_notebook_00_generated_and_packed(smoke_run):
+    tmp, _ = smoke_run
+    m = metrics(tmp / "run", "00_synthetic_data")
+    smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
+    assert m["action"] == "generated"
+    assert m["counts"] == {
+        "train": smoke["n_train"],
+        "val": smoke["n_val"],
+        "unlabeled": smoke["n_unlabeled"],
+        "hidden": smoke["n_hidden"],
+    }
+    for split in ("train", "val", "unlabeled", "hidden"):
+        assert (tmp / "data" / ".cache" / split / "meta.json").is_file()
+    assert (tmp / "figures" / "00_samples.png").stat().st_size > 10_000
+    # objects move: copying frame 11 is imperfect, yet the same objects mostly remain
+    assert 0.1 < m["val_summary"]["copy_frame_iou"] < 0.9
+
+
+def test_run_all_stops_at_first_failure(smoke_run, tmp_path):
+    tmp, _ = smoke_run
+    over = tmp_path / "bad.yaml"
+    over.write_text(yaml.safe_dump({"data_root": str(tmp / "data"), "policy": "not-a-policy"}))
+    env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "run_all.sh"), "smoke", str(tmp_path / "run")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1
+    assert "FAILED: 00_synthetic_data" in proc.stderr
+    assert not (tmp_path / "run" / "notebooks" / "01_explore.ipynb").exists()
+
+
+def test_notebook_01_figures_and_metrics(smoke_run):
+    tmp, _ = smoke_run
+    m = metrics(tmp / "run", "01_explore")
+    assert m["figures"] and all((tmp / "figures" / Path(f).name).is_file() for f in m["figures"])
+    assert m["copy_frame_iou_val"] == pytest.approx(
+        metrics(tmp / "run", "00_synthetic_data")["val_summary"]["copy_frame_iou"]
+    )
+    assert 3 <= m["objects_per_video"] <= 6  # the generator's 3-6 objects a video
+
+
+def smoke_n(key):
+    return yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())[key]
+
+
+def test_notebooks_02_03_unet_and_labels(smoke_run):
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m2 = metrics(run, "02_unet")
+    assert (run / "unet" / "best.pt").is_file()
+    # the tiny U-Net must find objects: more than an all-background prediction scores on the same frames
+    val_masks = np.load(tmp / "data" / ".cache" / "val" / "masks.npy", mmap_mode="r")
+    background = jaccard(np.zeros_like(val_masks), val_masks)[0]
+    assert m2["val_iou_all_frames"] > background + 0.02, (m2["val_iou_all_frames"], background)
+    assert (run / "unet" / "log.csv").read_text().startswith("epoch")
+    for name in ("02_unet_curves", "02_unet_per_class_iou", "02_unet_confusion", "02_unet_qualitative"):
+        assert (tmp / "figures" / f"{name}.png").is_file()
+    m3 = metrics(run, "03_label")
+    for split, frames in (("train", 22), ("val", 22), ("unlabeled", 22), ("hidden", 11)):
+        labels = np.load(run / "labels" / f"{split}.npy")
+        ids = np.load(run / "labels" / f"{split}.ids.npy")
+        assert labels.shape == (len(ids), frames, 160, 240) and labels.dtype == np.uint8 and labels.max() < 49
+        assert not (run / "labels" / f"{split}.partial.npy").exists()
+        first = run / "labels" / "npy" / split / f"video_{ids[0]:05d}" / "mask.npy"
+        assert np.array_equal(np.load(first), labels[0])  # write_mask_npy: true in the smoke profile
+    assert set(m3["baselines"]) >= {"copy frame 11 (true mask)", "copy frame 11 (U-Net mask)"}
+    # 02 labelled val with its best checkpoint while scoring it; 03 reused those labels
+    assert m2["labelling_frames_per_s"] > 0 and m3["labelling"]["val"]["labelled"] == 0
+    assert m3["labelling"]["hidden"]["labelled"] == smoke_n("n_hidden")
+    assert m3["frames_per_s"] > 0
+
+
+def test_notebooks_04_05_simvp_and_finetune(smoke_run):
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m4 = metrics(run, "04_simvp")
+    assert (run / "simvp" / "best.pt").is_file() and "SimVP rollout (U-Net masks in)" in m4["val_table"]
+    assert (tmp / "figures" / "04_simvp_rollouts.png").is_file()
+    # with the copy prior, an untrained SimVP is the copy baseline; a broken rollout falls below it
+    assert m4["val_table"]["SimVP rollout (U-Net masks in)"] >= m4["val_table"]["copy frame 11 (U-Net mask)"] - 0.02
+    m5 = metrics(run, "05_finetune")
+    assert set(m5["histories"]) == {"ce", "ce+jaccard"} and Path(m5["checkpoint"]).is_file()
+    assert (tmp / "figures" / "05_schedule.png").is_file()
+
+
+def test_notebook_06_objects(smoke_run):
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m = metrics(run, "06_objects")
+    assert {"constant velocity", "constant velocity + friction", "physics (floor + collisions)"} <= set(m["val_table"])
+    assert any(k.startswith("learned") for k in m["val_table"])
+    table = m["val_table"]
+    # with true masks in, every motion model beats copying frame 11, and physics beats constant velocity
+    assert table["constant velocity"]["true"] > table["copy frame 11"]["true"] + 0.05
+    assert table["physics (floor + collisions)"]["true"] > table["constant velocity"]["true"]
+    assert json.loads((run / "objects" / "selected.json").read_text())["name"] == m["chosen"]
+    for name in ("06_trajectories", "06_objects_failures"):
+        assert (tmp / "figures" / f"{name}.png").is_file()
+
+
+def test_notebook_07_submission_contract(smoke_run):
+    import torch
+
+    from lib.pipeline import check_submission
+
+    tmp, _ = smoke_run
+    m = metrics(tmp / "run", "07_predict_hidden")
+    smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
+    sub = torch.load(m["submission"], weights_only=True)
+    check_submission(sub, smoke["n_hidden"])
+    assert sub["ids"].tolist() == [15000 + i for i in range(smoke["n_hidden"])]
+    assert m["hidden_iou"] > 0.0 and m["hidden_videos"] == smoke["n_hidden"]
+    assert (
+        m["val_table"]["U-Net on true frame 22 (ceiling)"]
+        >= max(v for k, v in m["val_table"].items() if "true mask" not in k and "ceiling" not in k) - 0.05
+    )  # nothing predicted from U-Net inputs beats the U-Net on the true frame by much
+    assert {
+        "copy frame 11 (U-Net mask)",
+        "SimVP fine-tuned (notebook 05)",
+        "U-Net on true frame 22 (ceiling)",
+        "combined: objects + confident SimVP fill (cross-validated)",
+    } <= set(m["val_table"])
+    assert m["unet_masks"] == "labels"  # the U-Net masks of notebook 03, made by the same checkpoint
+    assert m["combine_threshold"] in (0.5, 0.7, 0.9, 0.95, 0.99, 1.0)
+    assert m["predictor"] in ("simvp", "objects", "combined")
