@@ -19,6 +19,7 @@ mkdir -p "$run_dir/notebooks" "$run_dir/logs"
 timings="$run_dir/timings.tsv"
 [ -f "$timings" ] || printf "notebook\tseconds\tstatus\n" > "$timings"
 echo "[run_all] profile=$profile run_dir=$run_dir"
+python -m lib.common.provenance "$run_dir"   # git commit, packages, device: provenance.json
 total_start=$(date +%s)
 for nb in notebooks/[0-9][0-9]_*.ipynb; do
   stem="$(basename "$nb" .ipynb)"
@@ -32,6 +33,7 @@ for nb in notebooks/[0-9][0-9]_*.ipynb; do
        --log-output --request-save-on-cell-execute > "$run_dir/logs/$stem.log" 2>&1; then
     secs=$(( $(date +%s) - start ))
     printf "%s\t%s\tok\n" "$stem" "$secs" >> "$timings"
+    python -m lib.common.provenance "$run_dir" "$run_dir/notebooks/$stem.ipynb"   # parameters/<stem>.json
     echo "[run_all] $stem done in ${secs}s"
   else
     secs=$(( $(date +%s) - start ))
