@@ -9,7 +9,7 @@ constant deceleration in the image and on the floor plane, the floor-plane physi
 collisions, and with ``--train-learned`` the learned object
 dynamics model (trained on train true masks, plus U-Net labels of unlabeled with ``--use-unlabeled``).
 Inputs: the true masks of frames 0-10, and the U-Net labels of val (``<labels-dir>/val.npy``) if present.
-Metric: lib.common.metrics.jaccard over the stacked frame-22 masks (DESIGN.md section 3).
+Metric: lib.common.metrics.jaccard over the stacked frame-22 masks (docs/metric.md).
 """
 
 import argparse

@@ -1,12 +1,24 @@
-"""Print the results of a run folder as Markdown tables (what the README's results section shows).
+"""The results of a run folder as Markdown: what the README's results section shows.
 
-python scripts/report.py runs/cpu-2
+    python scripts/report.py runs/cpu-ref                           # print the tables of a run
+    python scripts/report.py runs/cpu-ref --collect results/cpu     # copy its metrics, timings, provenance
+    python scripts/report.py results/cpu --readme README.md         # rewrite the README's results block
+    python scripts/report.py results/cpu --readme README.md --check # exit 1 if the README differs (a test runs it)
+
+The README's block sits between the two marker lines below; everything in it is rendered from the files of
+``results/<profile>/`` (committed), so the README's numbers are the committed run's.
 """
 
+import argparse
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
+
+BEGIN = "<!-- results:begin (scripts/report.py writes this block; do not edit by hand) -->"
+END = "<!-- results:end -->"
+COLLECT = ("metrics/*.json", "parameters/*.json", "timings.tsv", "provenance.json")
 
 
 def load(run, name):
@@ -14,51 +26,128 @@ def load(run, name):
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def main(run):
-    m2, m3, m4, m5, m6, m7 = (
-        load(run, n) for n in ("02_unet", "03_label", "04_simvp", "05_finetune", "06_objects", "07_predict_hidden")
-    )
-    if m2:
-        print(
-            f"U-Net ({m2['params']:,} parameters): val IoU over all val frames **{m2['val_iou_all_frames']:.3f}**, "
-            f"trained in {m2['seconds'] / 60:.1f} min"
-        )
-    if m3:
-        print(f"Labelling: {m3['frames_per_s']:.1f} frames/s")
-    if m7:
-        print("\n| stage (val, frame 22, U-Net masks of frames 0-10 as input unless noted) | IoU |\n|---|---|")
-        for k, v in m7["val_table"].items():
-            print(f"| {k}{' **<- submitted**' if k == m7['pipeline'] else ''} | {v:.3f} |")
-        print(
-            f"\nPredictor: {m7['predictor']}; gap closed between copy-frame-11 (U-Net) and the ceiling: "
-            f"{m7['gap_closed']:.1%}; hidden IoU against hidden_answers.npz: "
-            + (f"{m7['hidden_iou']:.3f}" if m7.get("hidden_iou") is not None else "n/a")
-        )
-    if m5:
-        print("\n| SimVP fine-tuning (val, all videos) | IoU |\n|---|---|")
-        for k, v in m5["val_table"].items():
-            print(f"| {k} | {v:.3f} |")
-    if m6:
-        print("\n| object predictor (val, frame 22) | true masks in | U-Net masks in |\n|---|---|---|")
-        for k, v in m6["val_table"].items():
-            print(f"| {k} | {v['true']:.3f} | {v['unet']:.3f} |")
+def timings(run):
+    """{notebook: seconds} of the last successful run of each notebook, and the failed attempts."""
     t = Path(run) / "timings.tsv"
-    if t.is_file():
-        rows = list(csv.DictReader(t.open(), delimiter="\t"))
-        # a notebook rerun after a failure counts once, with its last successful run
-        last = {r["notebook"]: r for r in rows if r["status"] == "ok"}
-        failed = [r for r in rows if r["status"] != "ok"]
-        print("\n| notebook | minutes |\n|---|---|")
+    if not t.is_file():
+        return {}, []
+    rows = list(csv.DictReader(t.open(), delimiter="\t"))
+    last = {r["notebook"]: int(r["seconds"]) for r in rows if r["status"] == "ok"}
+    return last, [r for r in rows if r["status"] != "ok"]
+
+
+def render(run):
+    m0, m2, m3, m5, m6, m7 = (
+        load(run, n)
+        for n in ("00_synthetic_data", "02_unet", "03_label", "05_finetune", "06_objects", "07_predict_hidden")
+    )
+    out = []
+    prov = Path(run) / "provenance.json"
+    if prov.is_file():
+        p = json.loads(prov.read_text())
+        commit = (p.get("git_commit") or "unknown")[:10] + (" (dirty tree)" if p.get("git_dirty") else "")
+        out.append(
+            f"Run of commit `{commit}` on {p['machine']['cpus']} CPU cores ({p['device']}), torch "
+            f"{p['packages']['torch']}, {p['written'][:10]}.\n"
+        )
+    if m7:
+        val = m7["val_table"]
+        copy = val.get("copy frame 11 (U-Net mask)")
+        out.append(
+            f"**Submitted ({m7['pipeline']}): val {val[m7['pipeline']]:.3f}**, hidden "
+            + (f"{m7['hidden_iou']:.3f}" if m7.get("hidden_iou") is not None else "n/a")
+            + f"; copying the U-Net's frame 11 scores {copy:.3f}; the submitted pipeline closes "
+            f"{m7['gap_closed']:.0%} of the gap between that copy and the ceiling.\n"
+        )
+    if m2:
+        line = (
+            f"- **U-Net** ({m2['params']:,} parameters, trained in {m2['seconds'] / 60:.1f} min): val IoU over all "
+            f"val frames **{m2['val_iou_all_frames']:.3f}**"
+        )
+        if m3:
+            line += f"; labelling {m3['frames_per_s']:.1f} frames/s"
+        out.append(line)
+    if m0 and m0.get("val_summary"):
+        out.append(f"- copy-frame-11 IoU of the val split with true masks: {m0['val_summary']['copy_frame_iou']:.3f}")
+    if m7:
+        out.append("\n| stage (val, frame 22; U-Net masks of frames 0-10 as input unless noted) | IoU |\n|---|---|")
+        for k, v in m7["val_table"].items():
+            name = f"**{k}, submitted**" if k == m7["pipeline"] else k
+            out.append(f"| {name} | {v:.3f} |")
+    if m6:
+        out.append("\n| object predictor (val, frame 22) | true masks in | U-Net masks in |\n|---|---|---|")
+        for k, v in m6["val_table"].items():
+            out.append(f"| {k} | {v['true']:.3f} | {v['unet']:.3f} |")
+    if m5:
+        out.append("\n| SimVP fine-tuning (val) | IoU |\n|---|---|")
+        for k, v in m5["val_table"].items():
+            out.append(f"| {k} | {v:.3f} |")
+    last, failed = timings(run)
+    if last:
+        out.append("\n| notebook | minutes |\n|---|---|")
         for name in sorted(last):
-            print(f"| {name} | {int(last[name]['seconds']) / 60:.1f} |")
-        print(f"| **total** | **{sum(int(r['seconds']) for r in last.values()) / 60:.1f}** |")
+            out.append(f"| {name} | {last[name] / 60:.1f} |")
+        out.append(f"| **total** | **{sum(last.values()) / 60:.1f}** |")
         if failed:
-            print(
-                f"(not counted: {len(failed)} failed attempt(s), "
+            out.append(
+                f"\n(not counted: {len(failed)} failed attempt(s), "
                 + ", ".join(f"{r['notebook']} {int(r['seconds'])} s" for r in failed)
                 + ")"
             )
+    return "\n".join(out).strip() + "\n"
+
+
+def collect(run, dest):
+    """Copies the small, reviewable files of a run folder (no checkpoints, no data) to ``dest``."""
+    run, dest = Path(run), Path(dest)
+    files = [f for pattern in COLLECT for f in sorted(run.glob(pattern))]
+    if not (run / "metrics").is_dir() or not files:
+        raise SystemExit(f"{run}: no metrics/ folder; is it a run folder of run_all.sh?")
+    if dest.exists():
+        shutil.rmtree(dest)
+    for f in files:
+        target = dest / f.relative_to(run)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+    return files
+
+
+def readme_block(readme):
+    text = Path(readme).read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme}: no results block (the lines {BEGIN!r} ... {END!r})")
+    head, rest = text.split(BEGIN, 1)
+    block, tail = rest.split(END, 1)
+    return head, block.strip("\n") + "\n", tail
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", help="a run folder or results/<profile>")
+    ap.add_argument("--collect", metavar="DEST", help="copy the run's metrics, timings and provenance to DEST")
+    ap.add_argument("--readme", metavar="README", help="rewrite (or with --check, compare) the README's block")
+    ap.add_argument("--check", action="store_true")
+    a = ap.parse_args(argv)
+    if a.collect:
+        files = collect(a.run, a.collect)
+        print(f"[report] copied {len(files)} files to {a.collect}")
+        return 0
+    text = render(a.run)
+    if not a.readme:
+        print(text)
+        return 0
+    head, block, tail = readme_block(a.readme)
+    if a.check:
+        if block != text:
+            print(
+                f"{a.readme}: the results block differs from {a.run}; run scripts/report.py {a.run} --readme {a.readme}"
+            )
+            return 1
+        return 0
+    Path(a.readme).write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+    print(f"[report] {a.readme}: results block rewritten from {a.run}")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs/cpu")
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Calibration report of a (synthetic) dataset split against the real data's difficulty (DESIGN.md 4, 6).
+"""Calibration report of a (synthetic) dataset split against the real data's difficulty (docs/dataset.md, Calibration).
 
 python scripts/synth_stats.py --data-root data/synth_cal --generate 200 --workers 2 --json cal.json
 python scripts/synth_stats.py --data-root data/real --split val

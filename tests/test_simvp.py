@@ -27,7 +27,7 @@ from lib.forecasting.simvp import (
 BN = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
 
 # ------------------------------------------------------------------------------------------------------
-# Expected layout, written from OpenSTL's structure rules (DESIGN.md section 5), not dumped from lib.forecasting.simvp.
+# Expected layout, from OpenSTL's rules (docs/recipe.md, SimVP and OpenSTL compatibility), not dumped from our SimVP.
 # Config: in_shape=(4, 2, 16, 16), hid_S=8, hid_T=16, N_S=2, N_T=3, mlp_ratio=8.
 #   encoder strides [False, True]; decoder [True (PixelShuffle: conv to 4*8=32), False]; readout 8 -> 2.
 #   translator width T*hid_S = 32: block 0 at 32 (+ reduction 32->16), block 1 at 16, block 2 at 16

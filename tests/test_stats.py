@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from lib.common.metrics import jaccard
 from lib.data import stats
 
 
@@ -71,7 +72,8 @@ def test_summarize():
     assert s["late_entrant_share"] == pytest.approx(0.5)
     assert s["objects_per_video"] == pytest.approx(2.0)
     assert s["moved_pixels"] == pytest.approx(1.5)
-    assert 0 <= s["copy_frame_iou"] <= 1
+    m = two_videos()
+    assert s["copy_frame_iou"] == pytest.approx(jaccard(m[:, 10], m[:, 21])[0]) and s["copy_frame_iou"] < 1
     assert s["size_p5"] <= s["size_p50"] <= s["size_p95"]
 
 

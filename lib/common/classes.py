@@ -1,4 +1,4 @@
-"""The 49 semantic classes (DESIGN.md section 2): id = shape*16 + material*8 + color + 1, 0 = background.
+"""The 49 semantic classes (docs/classes.md): id = shape*16 + material*8 + color + 1, 0 = background.
 
 One place for ids, names, attributes and the fixed colour each class gets in every figure and widget.
 """

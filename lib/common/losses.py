@@ -1,7 +1,7 @@
 """Segmentation losses: cross-entropy plus IoU-aware terms (soft Jaccard, Lovasz-softmax).
 
 All take logits (B,C,H,W) (or (N,C)) and integer targets (B,H,W); they compute in float32 so they are
-safe under autocast. The task metric is a macro IoU over classes (DESIGN.md section 3), so small objects
+safe under autocast. The task metric is a macro IoU over classes (docs/metric.md), so small objects
 count as much as the floor; the IoU-aware terms push on that directly, cross-entropy alone does not.
 """
 

@@ -1,4 +1,4 @@
-"""The task metric (DESIGN.md section 3), in one place.
+"""The task metric (docs/metric.md), in one place.
 
 Multiclass Jaccard over the stacked masks of every evaluated frame (not averaged per video), macro
 over classes, leaving out classes absent from both prediction and target; the same number as

@@ -1,4 +1,4 @@
-"""Reading the dataset layout of DESIGN.md section 2 (real or synthetic), validation, packed caches and
+"""Reading the dataset layout of docs/dataset.md (real or synthetic), validation, packed caches and
 torch Datasets.
 
     <data_root>/{train,val,unlabeled}/video_N/image_0.png .. image_21.png (+ mask.npy for train, val)

@@ -1,4 +1,4 @@
-"""Statistics of mask videos (N, T, H, W) of class ids: how hard is a dataset (DESIGN.md sections 4, 6)?
+"""Statistics of mask videos (N, T, H, W) of class ids: how hard is a dataset (docs/dataset.md, Calibration)?
 
 Used to calibrate the synthetic generator against the real data (copy-frame-11 IoU ~0.24, late entrants,
 object sizes) and to describe any dataset in the notebooks.

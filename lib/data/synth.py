@@ -1,4 +1,4 @@
-"""Synthetic CLEVRER-style videos in the real dataset's layout (DESIGN.md sections 2 and 6).
+"""Synthetic CLEVRER-style videos in the real dataset's layout (docs/dataset.md).
 
 Rigid-body physics in pybullet (DIRECT mode, no GUI): 3-6 of the 48 objects per video on a grey floor,
 some at rest, others launched at each other so that they collide, sliding or rolling slowed by friction,

@@ -1,4 +1,4 @@
-"""New-object suppression (DESIGN.md section 4, step 4).
+"""New-object suppression (docs/recipe.md, step 4).
 
 A class id is one object, so a predicted frame-22 id that never appears in the (U-Net) masks of frames
 0-10 is most likely a known object whose attributes the model blurred: it is mapped to the known object

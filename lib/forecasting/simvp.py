@@ -1,4 +1,5 @@
-"""SimVP (gSTA translator) for next-frame prediction in mask space (DESIGN.md sections 4 and 5).
+"""SimVP (gSTA translator) for next-frame prediction in mask space
+(docs/recipe.md: step 2, and "SimVP and OpenSTL compatibility").
 
 ``SimVP`` reproduces OpenSTL's ``openstl.models.SimVP_Model`` (model_type 'gSTA'): same constructor
 arguments, same submodule names, same ``state_dict`` keys and shapes, same parameter count

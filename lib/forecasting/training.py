@@ -1,4 +1,4 @@
-"""Training SimVP in mask space (recipe steps 2 and 3 of DESIGN.md section 4).
+"""Training SimVP in mask space (docs/recipe.md, steps 2 and 3).
 
 Step 2, ``train_simvp``: one step ahead (11 masks -> the 12th) on sliding windows of train (true masks)
 and unlabeled (U-Net labels), horizontal flips, cross-entropy, Adam + OneCycle. Never val.

@@ -1,6 +1,6 @@
 """A learned object dynamics model: objects are tokens, self-attention lets them interact (collisions).
 
-Each object of a video (a class id, DESIGN.md section 2) becomes a feature vector computed from its track
+Each object of a video (a class id, docs/classes.md) becomes a feature vector computed from its track
 over frames 0-10 (lib/objects/tracks.py): last clean centroid, recent positions and velocities, size, visibility /
 border / clean patterns, frames since last seen, shape and material one-hot (colour does not matter to
 dynamics), and the displacement a non-learned baseline predicts (by default the floor-plane physics

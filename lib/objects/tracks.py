@@ -1,6 +1,6 @@
 """Object-centric frame-22 prediction without learning: tracks, motion models, rendering.
 
-A class id is one object in a video (DESIGN.md section 2), so a mask video is a set of object tracks.
+A class id is one object in a video (docs/classes.md), so a mask video is a set of object tracks.
 From the masks of frames 0-10 each object gets a track (centroid, area, bbox per frame), a velocity, a
 predicted displacement to frame 21 (index; "frame 22") and a scale; ``render`` then pastes each object's
 last clean mask at its predicted place, far objects first.

@@ -1,4 +1,4 @@
-"""Training and evaluating the U-Net that segments frames (recipe step 1 of DESIGN.md section 4).
+"""Training and evaluating the U-Net that segments frames (docs/recipe.md, step 1).
 
 Trains on frames of the train split only (never val); the val IoU is the task metric stacked over val
 frames. Config is a plain dict stored in every checkpoint, so a checkpoint rebuilds its own model.

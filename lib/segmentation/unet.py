@@ -1,4 +1,4 @@
-"""Classic U-Net for per-frame segmentation (DESIGN.md section 4, step 1).
+"""Classic U-Net for per-frame segmentation (docs/recipe.md, step 1).
 
 ``UNet(width=64, depth=4)`` is the reference size: encoder 64-128-256-512, bottleneck 1024, BatchNorm,
 transposed-conv upsampling (31.0M parameters with 3 input channels and 49 classes).
