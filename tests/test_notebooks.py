@@ -218,4 +218,4 @@ def test_setup_cell_names_a_foreign_lib_already_imported(stray_lib):
 
 def test_setup_cell_outside_a_clone_says_what_to_do(tmp_path):
     proc = run_setup_cell(tmp_path)
-    assert proc.returncode != 0 and "Clone the repository" in proc.stderr
+    assert proc.returncode != 0 and "set REPO_URL" in proc.stderr and not (tmp_path / "futureseg").exists()

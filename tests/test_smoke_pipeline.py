@@ -185,3 +185,33 @@ def test_notebook_07_submission_contract(smoke_run):
     assert m["unet_masks"] == "labels"  # the U-Net masks of notebook 03, made by the same checkpoint
     assert m["combine_threshold"] in (0.5, 0.7, 0.9, 0.95, 0.99, 1.0)
     assert m["predictor"] in ("simvp", "objects", "combined")
+
+
+def test_notebook_04_with_the_real_openstl_backend(smoke_run, tmp_path):
+    """Notebook 04 as a user runs it with backend="openstl" (the real OpenSTL; skipped where it is absent)."""
+    import shutil
+
+    import papermill
+    import torch
+
+    from lib.forecasting.simvp import simvp_backend
+
+    try:
+        simvp_backend("openstl")
+    except ImportError as e:
+        pytest.skip(f"the real OpenSTL is not importable ({e}); run `bash scripts/install_openstl.sh` first")
+    tmp, _ = smoke_run
+    run = tmp_path / "run"
+    shutil.copytree(tmp / "run" / "labels", run / "labels")
+    params = {}
+    for f in ("common.yaml", "04_simvp.yaml"):
+        params.update(yaml.safe_load((ROOT / "params" / "smoke" / f).read_text()))
+    params.update(profile="smoke", data_root=str(tmp / "data"), run_dir=str(run), figures_dir=str(tmp_path / "fig"))
+    params["backend"] = "openstl"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "04_simvp.ipynb"), str(tmp_path / "04.ipynb"), parameters=params, cwd=str(ROOT)
+    )
+    ckpt = torch.load(run / "simvp" / "best.pt", weights_only=False)
+    assert ckpt["config"]["backend"] == "openstl"
+    m = metrics(run, "04_simvp")
+    assert m["val_table"]["SimVP rollout (U-Net masks in)"] >= m["val_table"]["copy frame 11 (U-Net mask)"] - 0.02

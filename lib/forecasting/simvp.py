@@ -22,7 +22,7 @@ strip / add that prefix so the inner state dict loads into ``SimVP_Model`` (stri
 """
 
 import contextlib
-import importlib.util
+import importlib.machinery
 import math
 import sys
 from pathlib import Path
@@ -430,18 +430,55 @@ class SimVP(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 # Backends
 # ----------------------------------------------------------------------------------------------------------
+_TORCHVISION_PLACEHOLDERS = []  # keeps the placeholder op definitions alive (a Library undoes them when deleted)
+
+
+def _import_torchvision():
+    """Import torchvision (OpenSTL imports timm, which imports torchvision) where its C++ ops cannot load.
+
+    PyPI's torchvision for x86-64 Linux is a CUDA build: beside a CPU-only torch (torch==2.13.0+cpu here) its
+    ``_C`` extension does not load, which torchvision allows, but its ``_meta_registrations`` then stops the
+    import with 'operator torchvision::nms does not exist'. SimVP uses none of torchvision's ops, so on exactly
+    that error the named ops are defined as placeholders without kernels (calling one raises) and the import is
+    retried. Any other error is left to OpenSTL's own import; a working torchvision is imported as it is.
+    """
+    import re
+
+    for _ in range(8):
+        try:
+            import torchvision  # noqa: F401
+
+            return
+        except ImportError:
+            return  # not installed: `from openstl.models import ...` reports it
+        except RuntimeError as e:
+            op = re.search(r"operator torchvision::(\w+) does not exist", str(e))
+            if op is None:
+                raise
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]  # the half-imported package
+        lib = torch.library.Library("torchvision", "FRAGMENT")
+        for name in {"nms", "qnms", op.group(1)} - {n for _, n in _TORCHVISION_PLACEHOLDERS}:
+            lib.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            _TORCHVISION_PLACEHOLDERS.append((lib, name))
+
+
 def _openstl_class():
     try:
         import openstl
     except ImportError as e:
         raise ImportError(
-            f"OpenSTL is not installed ({e}); {OPENSTL_INSTALL}. It is not on PyPI: "
-            "`pip install openstl` gets an unrelated STL-file package."
+            f"OpenSTL is not installed ({e}); {OPENSTL_INSTALL} (or `bash scripts/install_openstl.sh` with its "
+            "source folder, which adds only what SimVP needs). It is not on PyPI: `pip install openstl` gets an "
+            "unrelated STL-file package."
         ) from e
     if "openstl.models" not in sys.modules:
+        # searched in the imported `openstl`'s own folders: a plain module has none; and an editable install's
+        # finder (which answers by name) cannot vouch for a different `openstl` than the one imported
+        path = getattr(openstl, "__path__", None)
         try:
-            spec = importlib.util.find_spec("openstl.models")
-        except (ImportError, ValueError):  # `openstl` is not a package, or has no such submodule
+            spec = None if path is None else importlib.machinery.PathFinder.find_spec("openstl.models", list(path))
+        except (ImportError, ValueError):
             spec = None
         if spec is None:
             where = getattr(openstl, "__file__", None) or "no file"
@@ -450,12 +487,14 @@ def _openstl_class():
                 f"package of the same name (STL files), not OpenSTL. Run `pip uninstall openstl`, then "
                 f"{OPENSTL_INSTALL}."
             )
+        _import_torchvision()
     try:
         from openstl.models import SimVP_Model
     except ImportError as e:
         raise ImportError(
             f"OpenSTL is installed but `from openstl.models import SimVP_Model` failed ({e}); "
-            f"install OpenSTL's requirements (`pip install -r requirements.txt` in its clone)."
+            f"install OpenSTL's requirements (`pip install -r requirements.txt` in its clone, or the few that SimVP "
+            f"needs: `bash scripts/install_openstl.sh`)."
         ) from e
     return SimVP_Model
 
@@ -571,10 +610,11 @@ class MaskSimVP(nn.Module):
         """Next-frame logits (B, classes, H, W) from the codes of the ``in_len`` window frames and the window's
         last mask (B, H, W). Equals the last output frame of the full SimVP: the translator mixes all frames,
         the decoder works per frame, so only the last slot is decoded (half the decoder's cost saved)."""
-        B, T = latent.shape[:2]
+        B = latent.shape[0]
         H, W = last_mask.shape[-2:]
-        hid = self.simvp.hid(latent.reshape(B, -1, *latent.shape[-2:]))
-        hid_last = hid.reshape(B, T, -1, *hid.shape[-2:])[:, -1]
+        # the translator gets the 5-D (B, T, C, h, w) latent, as SimVP_Model.forward hands it: OpenSTL's
+        # MidMetaNet unpacks exactly 5 dims (the lib's also takes (B, T*C, h, w)); it returns the same shape
+        hid_last = self.simvp.hid(latent)[:, -1]
         logits = self.head(self.simvp.dec(hid_last, skip[:, -1]))
         if self.down == 2:  # the 1x1 head commutes with bilinear upsampling: applied first, at 1/4 of the pixels
             logits = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)

@@ -70,9 +70,12 @@ def build_simvp(cfg):
     return MaskSimVP(num_classes=49, in_len=data.N_INPUT, **{k: cfg[k] for k in MODEL_KEYS if k in cfg})
 
 
-def load_simvp_checkpoint(path, device=None):
-    """(model in eval mode, config) from a checkpoint of train_simvp or finetune_simvp."""
+def load_simvp_checkpoint(path, device=None, backend=None):
+    """(model in eval mode, config) from a checkpoint of train_simvp or finetune_simvp. ``backend`` ('lib' or
+    'openstl') overrides the one it was trained with (the weights are the same; config then names the new one)."""
     state, config = load_checkpoint(path)
+    if backend is not None:
+        config = {**config, "backend": backend}
     model = build_simvp(config)
     model.load_state_dict(state)
     return model.to(auto_device(device)).eval(), config
