@@ -8,6 +8,7 @@ Bad videos never crash a long run: each problem is raised as a ``VideoError`` na
 the file and what is wrong, and ``load_split`` applies an explicit policy to it (``skip`` the video,
 ``pad`` a short mask by repeating its last frame, or ``raise``), logs it and counts it in ``report``.
 """
+
 import hashlib
 import json
 import logging
@@ -72,8 +73,13 @@ def list_videos(split_dir):
             raise VideoError(split_dir / entry.name, "", f"same video number as {videos[num].name}")
         videos[num] = Path(entry.path)
     if stray:
-        log.warning("%s: ignored %d stray entr%s: %s", split_dir, len(stray), "y" if len(stray) == 1 else "ies",
-                    ", ".join(sorted(stray)[:5]) + (" ..." if len(stray) > 5 else ""))
+        log.warning(
+            "%s: ignored %d stray entr%s: %s",
+            split_dir,
+            len(stray),
+            "y" if len(stray) == 1 else "ies",
+            ", ".join(sorted(stray)[:5]) + (" ..." if len(stray) > 5 else ""),
+        )
     return sorted(videos.items())
 
 
@@ -93,8 +99,9 @@ def read_frames(video_dir, n_frames):
         except Exception as e:  # PIL raises several types for broken files
             raise VideoError(video_dir, name, f"unreadable image ({e})", kind="unreadable") from e
         if arr.shape != (H, W, 3):
-            raise VideoError(video_dir, name, f"frame is {arr.shape[1]}x{arr.shape[0]} (WxH), expected {W}x{H}",
-                             kind="bad_size")
+            raise VideoError(
+                video_dir, name, f"frame is {arr.shape[1]}x{arr.shape[0]} (WxH), expected {W}x{H}", kind="bad_size"
+            )
         out[t] = arr
     return out
 
@@ -110,18 +117,20 @@ def read_mask(video_dir, n_frames=N_FRAMES):
     except Exception as e:
         raise VideoError(video_dir, "mask.npy", f"unreadable mask ({e})", kind="unreadable") from e
     if m.ndim != 3 or m.shape[1:] != (H, W):
-        raise VideoError(video_dir, "mask.npy", f"mask has shape {m.shape}, expected ({n_frames}, {H}, {W})",
-                         kind="bad_shape")
+        raise VideoError(
+            video_dir, "mask.npy", f"mask has shape {m.shape}, expected ({n_frames}, {H}, {W})", kind="bad_shape"
+        )
     if not np.issubdtype(m.dtype, np.integer):
-        raise VideoError(video_dir, "mask.npy", f"mask has dtype {m.dtype}, expected integer class ids",
-                         kind="bad_dtype")
+        raise VideoError(
+            video_dir, "mask.npy", f"mask has dtype {m.dtype}, expected integer class ids", kind="bad_dtype"
+        )
     if m.size and (m.min() < 0 or m.max() >= NUM_CLASSES):
-        raise VideoError(video_dir, "mask.npy", f"class ids {m.min()}..{m.max()} outside 0..{NUM_CLASSES - 1}",
-                         kind="bad_ids")
+        raise VideoError(
+            video_dir, "mask.npy", f"class ids {m.min()}..{m.max()} outside 0..{NUM_CLASSES - 1}", kind="bad_ids"
+        )
     m = m.astype(np.uint8)
     if m.shape[0] < n_frames:
-        err = VideoError(video_dir, "mask.npy", f"mask has {m.shape[0]} frames, expected {n_frames}",
-                         kind="short_mask")
+        err = VideoError(video_dir, "mask.npy", f"mask has {m.shape[0]} frames, expected {n_frames}", kind="short_mask")
         err.partial = m
         raise err
     return m[:n_frames]
@@ -144,6 +153,7 @@ def read_video(video_dir, split, policy="raise"):
 
 
 # ----------------------------------------------------------------------------- packed cache
+
 
 @dataclass
 class PackedSplit:
@@ -248,8 +258,14 @@ def _build(videos, split, out, key, policy, progress):
         (out / "masks.npy").unlink()
     save_npy(out / "ids.npy", np.asarray(ids, np.int64))
     if report["skipped"] or report["padded"]:
-        log.warning("%s: %d of %d videos skipped, %d padded (policy=%s)", split, len(report["skipped"]),
-                    len(videos), len(report["padded"]), policy)
+        log.warning(
+            "%s: %d of %d videos skipped, %d padded (policy=%s)",
+            split,
+            len(report["skipped"]),
+            len(videos),
+            len(report["padded"]),
+            policy,
+        )
     meta = {"key": key, "report": report, "shape": [len(ids), n_frames, H, W]}
     save_json(meta_path, meta)  # written last: its presence marks a complete cache
     return _open_packed(out, split, meta)
@@ -261,13 +277,14 @@ def _truncate(path, n):
     tmp = Path(str(path) + ".trunc")
     dst = np.lib.format.open_memmap(tmp, "w+", src.dtype, (n, *src.shape[1:]))
     for i in range(0, n, 64):
-        dst[i:i + 64] = src[i:min(i + 64, n)]
+        dst[i : i + 64] = src[i : min(i + 64, n)]
     dst.flush()
     del dst, src
     os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- torch datasets
+
 
 def to_image_tensor(frames):
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1]."""
@@ -337,5 +354,5 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         v, s = divmod(i, self.per_video)
-        clip = torch.from_numpy(np.asarray(self.masks[v, s:s + self.in_len + self.out_len], np.int64))
-        return clip[:self.in_len], clip[self.in_len:]
+        clip = torch.from_numpy(np.asarray(self.masks[v, s : s + self.in_len + self.out_len], np.int64))
+        return clip[: self.in_len], clip[self.in_len :]

@@ -3,6 +3,7 @@
 Used to calibrate the synthetic generator against the real data (copy-frame-11 IoU ~0.24, late entrants,
 object sizes) and to describe any dataset in the notebooks.
 """
+
 import numpy as np
 
 from lib.common.classes import NUM_CLASSES

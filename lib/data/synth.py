@@ -12,6 +12,7 @@ Masks come from the same segmentation buffer, so they align with the frames exac
 
 Video N is a pure function of (seed, N, config), so the dataset does not depend on `workers`.
 """
+
 import math
 import multiprocessing as mp
 import os
@@ -91,6 +92,7 @@ def make_config(cfg=None, **overrides):
 
 # ----------------------------------------------------------------------------- camera
 
+
 class Camera:
     """Pinhole camera of the config at `scale` x the frame size: pybullet matrices and projections."""
 
@@ -100,7 +102,9 @@ class Camera:
         self.w, self.h = cfg.width * scale, cfg.height * scale
         el, az = math.radians(cfg.cam_elev), math.radians(cfg.cam_azim)
         target = np.array([0.0, cfg.cam_target_y, 0.0])
-        eye = target + cfg.cam_dist * np.array([math.sin(az) * math.cos(el), -math.cos(az) * math.cos(el), math.sin(el)])
+        eye = target + cfg.cam_dist * np.array(
+            [math.sin(az) * math.cos(el), -math.cos(az) * math.cos(el), math.sin(el)]
+        )
         self.eye = eye
         self.view = p.computeViewMatrix(eye.tolist(), target.tolist(), [0, 0, 1])
         self.proj = p.computeProjectionMatrixFOV(cfg.fov, self.w / self.h, 0.5, 4 * cfg.cam_dist)
@@ -126,12 +130,13 @@ class Camera:
 
 def _floor_map(cfg, cam):
     """(h, w, 3) floor colour 0..255 at the camera's resolution: base grey, darker towards the top right."""
-    ys, xs = np.mgrid[0:cam.h, 0:cam.w].astype(np.float32)
+    ys, xs = np.mgrid[0 : cam.h, 0 : cam.w].astype(np.float32)
     g = 1 + cfg.floor_gradient * (0.5 - 0.6 * xs / cam.w - 0.4 * (1 - ys / cam.h))
     return g[..., None] * (255 * np.array(cfg.floor_rgb, np.float32))
 
 
 # ----------------------------------------------------------------------------- scene
+
 
 def _client():
     """This process's pybullet DIRECT client (one per worker process)."""
@@ -170,9 +175,17 @@ def _add_object(cli, cfg, cid, xy, vel):
     mass = cfg.metal_mass if material == "metal" else cfg.rubber_mass
     z = _half_height(cfg, shape) + 1e-3
     uid = p.createMultiBody(mass, col, vis, basePosition=[xy[0], xy[1], z], physicsClientId=cli)
-    p.changeDynamics(uid, -1, lateralFriction=cfg.friction, restitution=cfg.restitution,
-                     rollingFriction=cfg.rolling_friction if shape == "sphere" else 0.0,
-                     spinningFriction=0.01, linearDamping=0.0, angularDamping=0.05, physicsClientId=cli)
+    p.changeDynamics(
+        uid,
+        -1,
+        lateralFriction=cfg.friction,
+        restitution=cfg.restitution,
+        rollingFriction=cfg.rolling_friction if shape == "sphere" else 0.0,
+        spinningFriction=0.01,
+        linearDamping=0.0,
+        angularDamping=0.05,
+        physicsClientId=cli,
+    )
     vx, vy = vel
     # spheres start rolling (no slip), so that rolling friction is what slows them
     ang = [-vy / r, vx / r, 0.0] if shape == "sphere" else [0.0, 0.0, 0.0]
@@ -251,6 +264,7 @@ def _entrant_start(cfg, cam, o, positions):
 
 # ----------------------------------------------------------------------------- shadows
 
+
 def _hull(pts):
     """Convex hull (monotone chain) of (n, 2) points, as a list of (x, y) tuples."""
     pts = sorted(set(map(tuple, np.round(pts, 2).tolist())))
@@ -260,8 +274,11 @@ def _hull(pts):
     def half(seq):
         out = []
         for q in seq:
-            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (q[1] - out[-2][1])
-                                     - (out[-1][1] - out[-2][1]) * (q[0] - out[-2][0])) <= 0:
+            while (
+                len(out) >= 2
+                and ((out[-1][0] - out[-2][0]) * (q[1] - out[-2][1]) - (out[-1][1] - out[-2][1]) * (q[0] - out[-2][0]))
+                <= 0
+            ):
                 out.pop()
             out.append(q)
         return out
@@ -310,10 +327,11 @@ def _shadow_layer(cfg, cam, objs, light):
 
 # ----------------------------------------------------------------------------- rendering
 
+
 def _downsample_mask(seg, k):
     """Label of each k x k block: the majority for k = 2 (ties go to the top-left pixel), else the centre."""
     if k != 2:
-        return seg[k // 2::k, k // 2::k]
+        return seg[k // 2 :: k, k // 2 :: k]
     a, b, c, d = seg[0::2, 0::2], seg[0::2, 1::2], seg[1::2, 0::2], seg[1::2, 1::2]
     return np.where((a == b) | (a == c) | (a == d), a, np.where((b == c) | (b == d), b, np.where(c == d, c, a)))
 
@@ -394,13 +412,13 @@ def _blur(img, sigma):
     if sigma <= 0:
         return img
     r = max(1, math.ceil(2 * sigma))
-    k = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma**2)).astype(np.float32)
+    k = np.exp(-(np.arange(-r, r + 1) ** 2) / (2 * sigma**2)).astype(np.float32)
     k /= k.sum()
     h, w = img.shape[:2]
     p = np.pad(img, ((r, r), (0, 0), (0, 0)), mode="edge")
-    img = sum(k[i] * p[i:i + h] for i in range(2 * r + 1))
+    img = sum(k[i] * p[i : i + h] for i in range(2 * r + 1))
     p = np.pad(img, ((0, 0), (r, r), (0, 0)), mode="edge")
-    return sum(k[i] * p[:, i:i + w] for i in range(2 * r + 1))
+    return sum(k[i] * p[:, i : i + w] for i in range(2 * r + 1))
 
 
 def _render(cfg, cam, cam1, objs, light, floor_map, with_rgb):
@@ -410,8 +428,9 @@ def _render(cfg, cam, cam1, objs, light, floor_map, with_rgb):
     each final pixel is the box average of its sub-pixels (floor or object)."""
     import pybullet as p
 
-    _, _, _, depth, seg = p.getCameraImage(cam.w, cam.h, cam.view, cam.proj, renderer=p.ER_TINY_RENDERER,
-                                           shadow=0, physicsClientId=_client())
+    _, _, _, depth, seg = p.getCameraImage(
+        cam.w, cam.h, cam.view, cam.proj, renderer=p.ER_TINY_RENDERER, shadow=0, physicsClientId=_client()
+    )
     seg = np.asarray(seg).reshape(cam.h, cam.w)
     if not with_rgb:
         return None, seg
@@ -467,8 +486,9 @@ def render_video(video_id, seed=0, rgb_frames=None, mask_frames=None, cfg=None, 
 
     def spawn(o):
         if o["entrant"]:
-            xy, vel = _entrant_start(cfg, cam, o, [np.array(p.getBasePositionAndOrientation(u, physicsClientId=cli)[0][:2])
-                                                   for u in objs])
+            xy, vel = _entrant_start(
+                cfg, cam, o, [np.array(p.getBasePositionAndOrientation(u, physicsClientId=cli)[0][:2]) for u in objs]
+            )
         else:
             xy, vel = o["xy"], o["vel"]
         uid = _add_object(cli, cfg, o["class_id"], xy, vel)
@@ -502,15 +522,29 @@ def render_video(video_id, seed=0, rgb_frames=None, mask_frames=None, cfg=None, 
     for f in sorted(mask_frames):
         for c in np.unique(mask[f]).tolist():
             first.setdefault(c, f)
-    objects = [{"class_id": o["class_id"], "name": " ".join(attributes(o["class_id"])), "entrant": o["entrant"],
-                "planned_entry_frame": o.get("entry_frame", 0), "first_frame": first.get(o["class_id"], -1),
-                "moving_at_start": bool(not o["entrant"] and np.any(o["vel"]))} for o in plan]
-    info = {"video_id": int(video_id), "seed": int(seed), "objects": objects, "collisions": collisions,
-            "n_collisions": len(collisions)}
+    objects = [
+        {
+            "class_id": o["class_id"],
+            "name": " ".join(attributes(o["class_id"])),
+            "entrant": o["entrant"],
+            "planned_entry_frame": o.get("entry_frame", 0),
+            "first_frame": first.get(o["class_id"], -1),
+            "moving_at_start": bool(not o["entrant"] and np.any(o["vel"])),
+        }
+        for o in plan
+    ]
+    info = {
+        "video_id": int(video_id),
+        "seed": int(seed),
+        "objects": objects,
+        "collisions": collisions,
+        "n_collisions": len(collisions),
+    }
     return frames, mask, info
 
 
 # ----------------------------------------------------------------------------- dataset
+
 
 def video_dir(data_root, split, vid):
     return Path(data_root) / split / f"video_{vid:05d}"
@@ -531,8 +565,9 @@ def _write_video(job):
     data_root, split, vid, seed, cfg = job
     hidden = split == "hidden"
     T, n_in = cfg.n_frames, cfg.n_input
-    frames, mask, _ = render_video(vid, seed, rgb_frames=range(n_in) if hidden else None,
-                                   mask_frames=[T - 1] if hidden else None, cfg=cfg)
+    frames, mask, _ = render_video(
+        vid, seed, rgb_frames=range(n_in) if hidden else None, mask_frames=[T - 1] if hidden else None, cfg=cfg
+    )
     final = video_dir(data_root, split, vid)
     truth = mask[T - 1].copy() if hidden else None
     if hidden:
@@ -638,6 +673,11 @@ def generate(data_root, counts=None, seed=0, workers=None, progress=True, **cfg_
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, ids=ids, masks=masks.astype(np.uint8))
     n = sum(written.values())
-    return {"written": written, "skipped": skipped, "seconds": round(seconds, 2),
-            "videos_per_s": round(n / seconds, 3) if n and seconds > 0 else 0.0, "workers": workers,
-            "config": asdict(cfg)}
+    return {
+        "written": written,
+        "skipped": skipped,
+        "seconds": round(seconds, 2),
+        "videos_per_s": round(n / seconds, 3) if n and seconds > 0 else 0.0,
+        "workers": workers,
+        "config": asdict(cfg),
+    }
