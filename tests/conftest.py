@@ -31,3 +31,9 @@ def tiny_root(tmp_path):
     (root / "train" / ".DS_Store").write_text("x")
     (root / "val" / ".ipynb_checkpoints").mkdir()
     return root
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "browser: drives JupyterLab in headless Chromium (needs chromium, jupyterlab, playwright)"
+    )

@@ -8,7 +8,19 @@ Python-side link between ``Play`` and the frame slider works with or without a b
 
     viewer = video_viewer(split.frames, split.masks, split.ids)
     viewer                       # last expression of a cell: shows it
+
+Layout: the controls sit in rows that wrap (``flex-flow: row wrap``) and the sliders have a minimum
+width, so every control stays usable in a narrow notebook (a 1000 px window with the file browser
+open); the picture shrinks to the output's width.
+
+Static picture: displaying a viewer puts an ``image/png`` of the panel shown at that moment (its first
+view) in the same output, next to the widget. A live JupyterLab picks the widget; where the widget
+cannot be shown the PNG is shown instead of ``VideoViewer(children=...`` as text: a notebook executed
+by papermill and reopened in JupyterLab (not trusted, so no widget renderer), nbconvert's HTML without
+widget state, viewers without widgets such as GitHub's.
 """
+
+import base64
 
 import ipywidgets as widgets
 import numpy as np
@@ -32,7 +44,45 @@ def _frame_role(t, T):
     return "future (not given)"
 
 
-class VideoViewer(widgets.VBox):
+def _row(children):
+    """A row of controls that wraps onto more lines when the output is narrow."""
+    return widgets.HBox(children, layout=widgets.Layout(flex_flow="row wrap", align_items="center", min_width="0"))
+
+
+def _grow(basis, minimum):
+    """Layout of a control that fills the rest of its row, never narrower than ``minimum``."""
+    return widgets.Layout(width="auto", flex=f"1 1 {basis}", min_width=minimum)
+
+
+def _fixed(basis, minimum):
+    """Layout of a control ``basis`` wide that may shrink to ``minimum`` (then its row wraps)."""
+    return widgets.Layout(width="auto", flex=f"0 1 {basis}", min_width=minimum)
+
+
+def _picture_layout():
+    """Natural size (``scale``), shrunk to the output's width when that is narrower."""
+    return widgets.Layout(
+        max_width="100%", height="auto", margin="2px 0", object_fit="contain", align_self="flex-start"
+    )
+
+
+class _StaticPicture:
+    """Adds the shown panel as ``image/png`` to the display bundle (see the module docstring)."""
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:  # closed widget
+            return None
+        bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
+        bundle["text/plain"] = f"{type(self).__name__}: {self._describe()} (static picture; run the cell to browse)"
+        return bundle
+
+    def static_png(self):
+        """The PNG bytes that displaying the viewer now puts in the output as ``image/png``."""
+        return bytes(self.image.value)
+
+
+class VideoViewer(_StaticPicture, widgets.VBox):
     """Video picker, frame slider with playback and an ``Image`` of image | mask | overlay."""
 
     def __init__(self, frames, masks=None, video_ids=None, alpha=0.5, scale=1, interval=250, legend=True):
@@ -47,9 +97,24 @@ class VideoViewer(widgets.VBox):
         self.labels = _labels(video_ids, n)
         self.num_frames = T
 
-        self.video = widgets.Dropdown(options=list(zip(self.labels, range(n))), value=0, description="video")
-        self.frame = widgets.IntSlider(value=0, min=0, max=T - 1, description="frame t", continuous_update=True)
-        self.play = widgets.Play(value=0, min=0, max=T - 1, step=1, interval=interval, description="play")
+        self.video = widgets.Dropdown(
+            options=list(zip(self.labels, range(n))),
+            value=0,
+            description="video",
+            layout=_fixed("300px", "220px"),
+        )
+        self.frame = widgets.IntSlider(
+            value=0, min=0, max=T - 1, description="frame t", continuous_update=True, layout=_grow("400px", "300px")
+        )
+        self.play = widgets.Play(
+            value=0,
+            min=0,
+            max=T - 1,
+            step=1,
+            interval=interval,
+            description="play",
+            layout=widgets.Layout(flex="0 0 auto"),
+        )
         self._link = widgets.link((self.play, "value"), (self.frame, "value"))
         self.alpha = widgets.FloatSlider(
             value=alpha,
@@ -59,15 +124,24 @@ class VideoViewer(widgets.VBox):
             description="overlay",
             readout_format=".2f",
             disabled=masks is None,
+            layout=_fixed("320px", "280px"),
         )
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", layout=_picture_layout())
         self.info = widgets.HTML()
 
         for w in (self.video, self.frame, self.alpha):
             w.observe(self._update, names="value")
-        controls = widgets.HBox([self.video, self.play, self.frame] + ([self.alpha] if masks is not None else []))
-        super().__init__([controls, self.image, self.info])
+        # two rows: picker (+ overlay weight), then play + frame slider across the whole width
+        self.rows = (
+            _row([self.video] + ([self.alpha] if masks is not None else [])),
+            _row([self.play, self.frame]),
+        )
+        super().__init__([*self.rows, self.image, self.info])
         self._update()
+
+    def _describe(self):
+        v, t = self.current()
+        return f"{self.labels[v]} t={t}"
 
     def current(self):
         """(video index, frame index) shown."""
@@ -129,7 +203,7 @@ def _order(order, scores, n):
     return idx
 
 
-class CompareViewer(widgets.VBox):
+class CompareViewer(_StaticPicture, widgets.VBox):
     """Video picker (optionally ordered by score) and an ``Image`` of image | true | predicted | error."""
 
     def __init__(
@@ -166,15 +240,22 @@ class CompareViewer(widgets.VBox):
             options=[(label(i), i) for i in self.order],
             value=self.order[0],
             description="video",
-            layout=widgets.Layout(width="340px"),
+            layout=_fixed("360px", "260px"),
         )
-        self.rank = widgets.IntSlider(value=0, min=0, max=len(self.order) - 1, description="rank")
-        self.image = widgets.Image(format="png")
+        self.rank = widgets.IntSlider(
+            value=0, min=0, max=len(self.order) - 1, description="rank", layout=_grow("300px", "280px")
+        )
+        self.image = widgets.Image(format="png", layout=_picture_layout())
         self.info = widgets.HTML()
         self.rank.observe(lambda c: setattr(self.video, "value", self.order[c["new"]]), names="value")
         self.video.observe(self._update, names="value")
-        super().__init__([widgets.HBox([self.video, self.rank]), self.image, self.info])
+        self.rows = (_row([self.video, self.rank]),)
+        super().__init__([*self.rows, self.image, self.info])
         self._update()
+
+    def _describe(self):
+        i = int(self.video.value)
+        return f"{self.labels[i]} (rank {self.order.index(i)} of {len(self.order)})"
 
     def panel(self):
         i = int(self.video.value)
