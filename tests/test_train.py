@@ -297,3 +297,14 @@ def test_augment_joint_and_deterministic():
     assert torch.equal(flip_masks(stack, p=1.0), stack.flip(-1))
     assert torch.equal(flip_masks(stack, p=0.0), stack)
     assert (flip_masks(stack.numpy(), p=1.0) == stack.flip(-1).numpy()).all()
+
+
+def test_resume_refuses_a_checkpoint_made_on_other_data(tmp_path):
+    """The same config on other data (another packed split, labels of another U-Net) is not resumed."""
+    run(tmp_path, epochs=2, stop_after=1, data={"train": "aaaa", "val": "vvvv"})
+    assert read_checkpoint(tmp_path / "last.pt")["data"] == {"train": "aaaa", "val": "vvvv"}
+    with pytest.raises(CheckpointError, match="made on other data .*differing: train"):
+        run(tmp_path, epochs=2, data={"train": "bbbb", "val": "vvvv"})
+    _, hist = run(tmp_path, epochs=2, data={"train": "aaaa", "val": "vvvv"})  # the same data: resumed
+    assert len(hist) == 2
+
