@@ -49,3 +49,18 @@ def test_atomic_writes_fsync_the_file_before_the_rename_and_the_folder_after(tmp
     assert events[0][1] == tmp and events[1][2] == str(path)  # the temporary file's data, then the rename
     assert events[2][1] == str(tmp_path)  # then the folder holding the new name
 
+
+def test_labels_are_fsynced_before_their_final_name_appears(tiny_root, tmp_path, events):
+    from lib.data import dataset as data
+    from lib.segmentation import label
+    from tests.test_label import ColourModel
+
+    packed = data.load_split(tiny_root, "hidden", progress=False)
+    events.clear()
+    label.label_split(ColourModel(), packed, tmp_path, progress=False)
+    final = str(tmp_path / "hidden.npy")
+    i = next(i for i, e in enumerate(events) if e[0] == "replace" and e[2] == final)
+    assert events[i - 1] == ("fsync", str(tmp_path / "hidden.partial.npy")) and events[i + 1] == (
+        "fsync",
+        str(tmp_path),
+    )
