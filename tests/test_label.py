@@ -148,3 +148,18 @@ def test_a_crash_while_labelling_names_the_video(tiny_root, tmp_path):
 
     with pytest.raises(RuntimeError, match="labelling train video_00002 failed: RuntimeError: device lost"):
         label.label_split(Flaky(), packed, tmp_path, batch_size=22, progress=False)
+
+
+def test_labels_without_a_record(tiny_root, tmp_path, caplog):
+    """Labels not written by label_split (true masks standing in, no meta.json) cannot be checked: asking for a
+    checkpoint is an error, a data check alone only warns."""
+    import logging
+
+    val = data.load_split(tiny_root, "val", progress=False)
+    np.save(tmp_path / "val.ids.npy", val.ids)
+    np.save(tmp_path / "val.npy", np.asarray(val.masks))
+    with pytest.raises(label.StaleLabels, match="made by U-Net checkpoint None, expected 'unet-a'"):
+        label.load_labels(tmp_path, "val", "unet-a", val.fingerprint)
+    with caplog.at_level(logging.WARNING):
+        assert label.load_labels(tmp_path, "val", None, val.fingerprint)[1].shape == val.masks.shape
+    assert "without a record" in caplog.text

@@ -17,6 +17,7 @@ other data are a ``StaleLabels`` error naming both, or are redone when the calle
 """
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from lib.common.files import durable_replace, save_json, save_npy
 from lib.common.trainer import auto_device, inference_autocast
 from lib.data.dataset import N_INPUT, to_image_tensor
 from lib.segmentation.decode import decode
+
+log = logging.getLogger(__name__)
 
 
 class Interrupted(RuntimeError):
@@ -50,8 +53,15 @@ def labels_meta(out_dir, split):
 
 def check_labels(out_dir, split, model_key=None, data_key=None):
     """Raises ``StaleLabels`` naming both sides when the labels of ``split`` were not made by ``model_key`` (a
-    ``checkpoint_key``) for ``data_key`` (a ``PackedSplit.fingerprint``); None skips that check."""
+    ``checkpoint_key``) for ``data_key`` (a ``PackedSplit.fingerprint``); None skips that check. Labels without a
+    record (no ``<split>.meta.json``: not written by ``label_split``, e.g. true masks standing in for labels)
+    cannot be checked: with a ``model_key`` that is an error, with only a ``data_key`` a warning."""
     meta = labels_meta(out_dir, split)
+    if not meta and labels_path(out_dir, split).is_file() and model_key is None and data_key is not None:
+        log.warning(
+            "%s: labels without a record of what made them; their data is not checked", labels_path(out_dir, split)
+        )
+        return
     made = (meta.get("model"), meta.get("data"))
     wrong = []
     if model_key is not None and made[0] != model_key:
