@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,7 +97,7 @@ def test_stale_labels_are_refused_naming_both_or_relabelled(tiny_root, tmp_path)
     val = data.load_split(tiny_root, "val", policy="skip", progress=False)
     label.label_split(ColourModel(), val, out, batch_size=22, model_key="unet-old", progress=False)
     assert label.labels_meta(out, "val")["data"] == val.fingerprint
-    with pytest.raises(label.StaleLabels, match="made by U-Net checkpoint 'unet-old', expected '.*best.pt:"):
+    with pytest.raises(label.StaleLabels, match="made by U-Net checkpoint 'unet-old', expected 'unet/best.pt@sha1:"):
         label.load_labels(out, "val", key, val.fingerprint)
     with pytest.raises(label.StaleLabels, match="unet-old"):
         label.labels_for(out, val, ckpt, relabel=False)
@@ -163,3 +164,14 @@ def test_labels_without_a_record(tiny_root, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert label.load_labels(tmp_path, "val", None, val.fingerprint)[1].shape == val.masks.shape
     assert "without a record" in caplog.text
+
+
+def test_checkpoint_key_follows_the_content_not_the_place(tmp_path):
+    import shutil
+
+    a = _unet_checkpoint(tmp_path / "run1" / "unet" / "best.pt")
+    (tmp_path / "run2" / "unet").mkdir(parents=True)
+    b = Path(shutil.copy(a, tmp_path / "run2" / "unet" / "best.pt"))  # a copied run folder: the same model
+    assert label.checkpoint_key(a) == label.checkpoint_key(b)
+    torch.save({"model": {}, "config": {}}, b)  # retrained: another model
+    assert label.checkpoint_key(a) != label.checkpoint_key(b)

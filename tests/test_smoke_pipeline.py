@@ -206,6 +206,7 @@ def test_notebook_04_with_the_real_openstl_backend(smoke_run, tmp_path):
     tmp, _ = smoke_run
     run = tmp_path / "run"
     shutil.copytree(tmp / "run" / "labels", run / "labels")
+    shutil.copytree(tmp / "run" / "unet", run / "unet")  # the checkpoint the labels are checked against
     params = {}
     for f in ("common.yaml", "04_simvp.yaml"):
         params.update(yaml.safe_load((ROOT / "params" / "smoke" / f).read_text()))

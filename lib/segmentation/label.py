@@ -16,6 +16,7 @@ they expect (``load_labels(..., model_key, data_key)``, ``labels_for``): labels 
 other data are a ``StaleLabels`` error naming both, or are redone when the caller asks (``relabel``).
 """
 
+import hashlib
 import json
 import logging
 import time
@@ -109,11 +110,23 @@ def vote_window(n_frames):
     return N_INPUT if n_frames % N_INPUT == 0 else n_frames
 
 
+_KEYS = {}  # (path, size, mtime) -> key: a checkpoint is hashed once per process
+
+
 def checkpoint_key(path):
-    """The ``model_key`` of labels made by the checkpoint at ``path``: its path and modification time, so a
-    retrained model's labels are redone and the same model's labels are shared (notebooks 02, 03, 07)."""
+    """The ``model_key`` of labels made by the checkpoint at ``path``: a hash of the file's content (with its folder
+    and name, to be readable), so a retrained model's labels are redone, the same model's labels are shared
+    (notebooks 02-07), and a run folder that is moved or copied keeps its labels valid."""
     path = Path(path)
-    return f"{path}:{path.stat().st_mtime_ns}"
+    st = path.stat()
+    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if stamp not in _KEYS:
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        _KEYS[stamp] = f"{path.parent.name}/{path.name}@sha1:{h.hexdigest()[:16]}"
+    return _KEYS[stamp]
 
 
 def cached_labels(out_dir, split, model_key, data_key=None):
