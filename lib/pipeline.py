@@ -5,7 +5,11 @@
     predictor of ``dynamics``, or their ``dynamics.combine``: notebook 07 puts them together)
 
 Submission: ``torch.save({"masks": uint8 (N, 160, 240), "ids": int64 (N,)})`` with the videos in the
-numeric order of their ids, written atomically and checked on reload.
+numeric order of their ids, written atomically (fsynced) and checked on reload. It holds one mask per
+``video_N`` folder of ``<data_root>/hidden``: ``check_submission(..., expected_ids=data.hidden_ids(root))``
+names any missing or extra id, and ``score_hidden`` refuses to score a subset of the answers. Hidden videos
+with bad frames are predicted from what they have (lib/data/dataset.py, ``read_hidden``); ``submission_report``
+lists them with the fallback used.
 """
 
 from pathlib import Path
@@ -19,7 +23,7 @@ from lib.common.files import torch_save
 from lib.common.metrics import jaccard
 from lib.common.paths import resolve
 from lib.data import dataset as data
-from lib.segmentation.label import cached_labels, segment, vote_window
+from lib.segmentation.label import StaleLabels, cached_labels, check_labels, labels_path, segment, vote_window
 
 
 def segment_videos(unet, frames, device, frame_idx=range(data.N_INPUT), batch_videos=4, progress=True):
@@ -35,27 +39,40 @@ def segment_videos(unet, frames, device, frame_idx=range(data.N_INPUT), batch_vi
     return out
 
 
-def split_unet_masks(unet, packed, device, labels_dir=None, model_key=None, frames=range(data.N_INPUT)):
+def split_unet_masks(unet, packed, device, labels_dir=None, model_key=None, frames=range(data.N_INPUT), relabel=True):
     """U-Net masks (N, len(frames), H, W) uint8 of some frames of a packed split. Read from ``labels_dir`` when
-    ``lib.segmentation.label.label_split`` wrote them there with ``model_key`` (the same checkpoint) for the same videos,
-    otherwise computed from the raw frames. Returns (masks, "labels" or "frames")."""
+    ``lib.segmentation.label.label_split`` wrote them there with ``model_key`` (the same checkpoint) for the same
+    data (the packed split's fingerprint), otherwise computed from the raw frames. With ``relabel=False``, labels
+    in ``labels_dir`` made by another checkpoint or for other data are a ``StaleLabels`` error instead (missing
+    ones a ``FileNotFoundError``). Returns (masks, "labels" or "frames")."""
     frames = list(frames)
     if labels_dir is not None and model_key is not None:
-        cached = cached_labels(labels_dir, packed.name, model_key)
+        data_key = packed.fingerprint or None
+        if not relabel:
+            if not labels_path(labels_dir, packed.name).is_file():
+                raise FileNotFoundError(
+                    f"{labels_path(labels_dir, packed.name)}: no labels of {packed.name}; run notebook 03, "
+                    "or set relabel=True"
+                )
+            check_labels(labels_dir, packed.name, model_key, data_key)
+        cached = cached_labels(labels_dir, packed.name, model_key, data_key)
         if cached is not None and np.array_equal(cached[0], packed.ids) and max(frames) < cached[1].shape[1]:
             return np.asarray(cached[1][:, frames]), "labels"
+        if not relabel:
+            raise StaleLabels(f"{labels_path(labels_dir, packed.name)}: labels do not list the packed videos")
     return segment_videos(unet, packed.frames, device, frames), "frames"
 
 
-def save_submission(path, ids, masks):
-    """Write the submission atomically after checking it; returns the path."""
+def save_submission(path, ids, masks, expected_ids=None):
+    """Write the submission atomically after checking it (against ``expected_ids``, the hidden folders' ids, when
+    given: ``data.hidden_ids(data_root)``); returns the path. Nothing is written when a check fails."""
     ids = np.asarray(ids, np.int64)
     masks = np.asarray(masks)
     order = np.argsort(ids, kind="stable")
     sub = {"ids": torch.from_numpy(ids[order]), "masks": torch.from_numpy(masks[order].astype(np.uint8))}
-    check_submission(sub, len(ids))
+    check_submission(sub, len(ids), expected_ids=expected_ids)
     torch_save(path, sub)
-    check_submission(load_submission(path), len(ids))
+    check_submission(load_submission(path), len(ids), expected_ids=expected_ids)
     return Path(path)
 
 
@@ -69,8 +86,14 @@ def load_submission(path):
         raise ValueError(f"{path}: not a readable submission ({e})") from e
 
 
-def check_submission(sub, n_expected=None):
-    """Raises ValueError naming what is wrong: keys, shape, dtype, id range, order."""
+def _ids_text(ids, k=10):
+    ids = sorted(int(v) for v in ids)
+    return ", ".join(f"video_{v:05d}" for v in ids[:k]) + (f" ... ({len(ids)} in all)" if len(ids) > k else "")
+
+
+def check_submission(sub, n_expected=None, expected_ids=None, data_root=None):
+    """Raises ValueError naming what is wrong: keys, shape, dtype, id range, order, and, with ``expected_ids``
+    (or ``data_root``, whose ``hidden/video_N`` folders give them), every missing or extra id."""
     if not isinstance(sub, dict) or set(sub) != {"ids", "masks"}:
         raise ValueError(
             f"submission must be a dict with 'ids' and 'masks', got {type(sub).__name__} "
@@ -89,10 +112,44 @@ def check_submission(sub, n_expected=None):
         raise ValueError(f"class ids {int(masks.min())}..{int(masks.max())} outside 0..{NUM_CLASSES - 1}")
     if len(ids) > 1 and not bool((ids[1:] > ids[:-1]).all()):
         raise ValueError("ids are not in increasing numeric order (or repeat)")
+    if expected_ids is None and data_root is not None:
+        expected_ids = data.hidden_ids(data_root)
+    if expected_ids is not None:
+        want, got = {int(v) for v in expected_ids}, {int(v) for v in ids.tolist()}
+        missing, extra = want - got, got - want
+        if missing or extra:
+            raise ValueError(
+                f"the submission has {len(got)} ids for {len(want)} hidden video folders: "
+                + "; ".join(
+                    ([f"missing {_ids_text(missing)}"] if missing else [])
+                    + ([f"extra (no such hidden folder) {_ids_text(extra)}"] if extra else [])
+                )
+            )
+
+
+def submission_report(hidden, sub, expected_ids, background=()):
+    """What the submission holds and how: one entry per hidden folder expected, and every video predicted by a
+    fallback (``hidden.report["fallback"]``: files, reasons, fallback) with what was predicted for it."""
+    ids = [int(v) for v in sub["ids"].tolist()]
+    fallbacks = [
+        {**f, "predicted": "all background" if f["video"] in set(background) else "from the filled frames"}
+        for f in hidden.report.get("fallback", [])
+    ]
+    kinds = [f["fallback"] for f in fallbacks]
+    return {
+        "videos": len(ids),
+        "hidden_folders": len(expected_ids),
+        "ids_match_folders": ids == sorted(int(v) for v in expected_ids),
+        "first_id": ids[0] if ids else None,
+        "last_id": ids[-1] if ids else None,
+        "fallback_counts": {k: kinds.count(k) for k in sorted(set(kinds))},
+        "fallbacks": fallbacks,
+    }
 
 
 def score_hidden(data_root, sub):
-    """IoU of a submission against ``<data_root>/hidden_answers.npz`` (embedded dataset only), or None."""
+    """IoU of a submission against ``<data_root>/hidden_answers.npz`` (embedded dataset only), or None. The
+    submission must answer every answered video: scoring a subset is an error naming the ids left out."""
     path = resolve(data_root) / "hidden_answers.npz"
     if not path.is_file():
         return None
@@ -102,5 +159,11 @@ def score_hidden(data_root, sub):
     missing = [int(v) for v in ids if int(v) not in index]
     if missing:
         raise ValueError(f"{path}: no answer for hidden videos {missing[:5]}")
+    left_out = set(index) - {int(v) for v in ids}
+    if left_out:
+        raise ValueError(
+            f"the submission leaves out {len(left_out)} of the {len(index)} answered hidden videos "
+            f"({_ids_text(left_out)}): scoring it would score a subset"
+        )
     truth = ans["masks"][[index[int(v)] for v in ids]]
     return jaccard(sub["masks"].numpy(), truth)

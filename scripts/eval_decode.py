@@ -26,10 +26,11 @@ def main():
     ap.add_argument("--videos", type=int, default=30, help="val videos, drawn with --seed (0: all)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--policy", default="skip", help="packing policy (the run's common `policy`)")
     args = ap.parse_args()
     model, _ = load_unet(args.checkpoint, args.device)
     dev = next(model.parameters()).device
-    val = data.load_split(args.data_root, "val")
+    val = data.load_split(args.data_root, "val", policy=args.policy)
     idx = (
         np.arange(len(val))
         if not args.videos

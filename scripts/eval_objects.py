@@ -25,13 +25,15 @@ from lib.common.metrics import jaccard
 from lib.data import dataset as data
 from lib.objects import dynamics as D
 from lib.objects import tracks as O
-from lib.segmentation.label import load_labels
+from lib.segmentation.label import checkpoint_key, load_labels
 
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", required=True)
     ap.add_argument("--labels-dir", default=None, help="folder with U-Net labels val.npy (and unlabeled.npy)")
+    ap.add_argument("--unet", default=None, help="U-Net checkpoint the labels must come from (else: not checked)")
+    ap.add_argument("--policy", default="skip", help="packing policy (the run's common `policy`)")
     ap.add_argument("--train-videos", type=int, default=100, help="train videos used to fit the settings")
     ap.add_argument("--val-videos", type=int, default=None, help="val videos scored (default all)")
     ap.add_argument("--train-learned", action="store_true", help="also train and score the learned model")
@@ -54,8 +56,9 @@ def main(argv=None):
     args = parse(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    train = data.load_split(args.data_root, "train", progress=False)
-    val = data.load_split(args.data_root, "val", progress=False)
+    train = data.load_split(args.data_root, "train", progress=False, policy=args.policy)
+    val = data.load_split(args.data_root, "val", progress=False, policy=args.policy)
+    unet_key = checkpoint_key(args.unet) if args.unet else None  # stale labels (other U-Net or data): an error
     rng = np.random.default_rng(args.seed)
     vidx = np.arange(len(val))
     if args.val_videos and args.val_videos < len(val):
@@ -65,7 +68,7 @@ def main(argv=None):
     inputs = {"true": val_in}
     unet_area = {"true": 1, "unet": args.unet_min_area}
     if args.labels_dir and (Path(args.labels_dir) / "val.npy").is_file():
-        ids, labels = load_labels(args.labels_dir, "val")
+        ids, labels = load_labels(args.labels_dir, "val", unet_key, val.fingerprint)
         if not np.array_equal(ids, val.ids):
             sys.exit(f"{args.labels_dir}/val.ids.npy does not list the packed val split's videos")
         inputs["unet"] = np.asarray(labels[vidx, : data.N_INPUT])
@@ -124,7 +127,8 @@ def main(argv=None):
         )
         sets = [train.masks]
         if args.use_unlabeled and args.labels_dir and (Path(args.labels_dir) / "unlabeled.npy").is_file():
-            sets.append(load_labels(args.labels_dir, "unlabeled")[1])
+            unlabeled = data.load_split(args.data_root, "unlabeled", progress=False, policy=args.policy)
+            sets.append(load_labels(args.labels_dir, "unlabeled", unet_key, unlabeled.fingerprint)[1])
         out_dir = args.learned_dir or tempfile.mkdtemp(prefix="dynamics_")
         t1 = time.time()
         model, hist = D.train_dynamics(

@@ -1,8 +1,10 @@
+import json
 import logging
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lib.data import dataset as data
 from tests.conftest import write_video
@@ -132,3 +134,156 @@ def test_frame_and_window_datasets(tiny_root):
     assert len(w5) == 3 * 7 and w5[7][1].shape == (5, 160, 240)
     with pytest.raises(ValueError, match="no 11\\+12 window"):
         data.WindowDataset(p.masks, out_len=12)
+
+
+# ----------------------------------------------------------------------------- the hidden set and counted quirks
+def _png16_rgb(path, arr):
+    """A 16-bit-per-channel RGB PNG (PIL cannot write one): (h, w, 3) uint16."""
+    import struct
+    import zlib
+
+    h, w, _ = arr.shape
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    head = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+def _truncate_png(path):
+    b = path.read_bytes()
+    path.write_bytes(b[: len(b) // 2])
+
+
+def test_hidden_split_packs_every_folder_by_the_fallback_chain(tiny_root, caplog):
+    """A hidden video is never dropped, whatever the policy: bad frames are replaced by the nearest readable
+    earlier frame (the next one when none precedes), a folder with no readable frame is all background; each is
+    logged and listed with its files, reasons and fallback."""
+    hid = tiny_root / "hidden"
+    (hid / "video_15000" / "image_10.png").unlink()  # the real data's quirk: a hidden video without frame 10
+    _truncate_png(hid / "video_15001" / "image_0.png")
+    write_video(hid / "video_15002", n_frames=11, mask_frames=0, seed=3)
+    for t in range(11):
+        (hid / "video_15002" / f"image_{t}.png").write_bytes(b"garbage")
+    write_video(hid / "video_15003", n_frames=11, mask_frames=0, seed=4, size=(80, 120))  # every frame odd-sized
+    with caplog.at_level(logging.WARNING):
+        h = data.load_split(tiny_root, "hidden", policy="raise", progress=False)
+    assert h.ids.tolist() == [15000, 15001, 15002, 15003] == data.hidden_ids(tiny_root)
+    fb = {f["video"]: f for f in h.report["fallback"]}
+    assert fb[15000]["files"] == ["image_10.png"] and fb[15000]["fallback"] == "filled"
+    assert "missing frame" in fb[15000]["reasons"][0] and fb[15000]["detail"] == "image_10.png <- image_9.png"
+    np.testing.assert_array_equal(h.frames[0, 10], h.frames[0, 9])
+    np.testing.assert_array_equal(h.frames[0, 9], data.read_frame(hid / "video_15000", 9))
+    assert fb[15001]["detail"] == "image_0.png <- image_1.png" and "unreadable" in fb[15001]["reasons"][0]
+    np.testing.assert_array_equal(h.frames[1, 0], h.frames[1, 1])
+    assert fb[15002]["fallback"] == fb[15003]["fallback"] == "background" and len(fb[15002]["files"]) == 11
+    assert not h.frames[2].any() and not h.frames[3].any()
+    assert data.report_summary(h.report)["fallback"] == {"background": 2, "filled": 2}
+    assert "video_15000: image_10.png" in caplog.text and "fallback: filled" in caplog.text
+    with pytest.raises(data.VideoError):  # read strictly (the other splits' reader), the same video fails
+        data.read_video(hid / "video_15000", "hidden")
+
+
+def test_converted_frames_are_counted_with_their_rule(tiny_root):
+    v = tiny_root / "val" / "video_01000"
+    rgb = data.read_frame(v, 0)
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])).save(v / "image_0.png")  # RGBA
+    Image.fromarray(rgb[..., 1]).save(v / "image_1.png")  # grey (L)
+    grey16 = np.random.default_rng(0).integers(0, 65536, (160, 240), dtype=np.uint16)
+    Image.fromarray(grey16).save(v / "image_2.png")  # 16-bit grey (I;16): PIL's own convert would clip at 255
+    rgb16 = np.random.default_rng(1).integers(0, 65536, (160, 240, 3), dtype=np.uint16)
+    _png16_rgb(v / "image_3.png", rgb16)
+    p = data.load_split(tiny_root, "val", policy="raise", progress=False)
+    np.testing.assert_array_equal(p.frames[0, 0], rgb)  # alpha dropped
+    np.testing.assert_array_equal(p.frames[0, 1], np.repeat(rgb[..., 1:2], 3, -1))
+    np.testing.assert_array_equal(p.frames[0, 2], np.repeat((grey16 >> 8).astype(np.uint8)[..., None], 3, -1))
+    np.testing.assert_array_equal(p.frames[0, 3], (rgb16 >> 8).astype(np.uint8))
+    conv = p.report["converted"]
+    assert {k: c["frames"] for k, c in conv.items()} == {"alpha": 1, "grayscale": 1, "16bit": 2}
+    assert all(c["videos"] == [1000] and c["rule"] == data.CONVERSIONS[k] for k, c in conv.items())
+    assert data.report_summary(p.report)["converted_frames"] == {"alpha": 1, "grayscale": 1, "16bit": 2}
+
+
+def test_long_and_int32_masks_are_counted(tiny_root, caplog):
+    long = np.concatenate([np.load(tiny_root / "val" / "video_01000" / "mask.npy")] * 2)[:25]
+    np.save(tiny_root / "val" / "video_01000" / "mask.npy", long)
+    m = np.load(tiny_root / "val" / "video_01001" / "mask.npy").astype(np.int32)
+    np.save(tiny_root / "val" / "video_01001" / "mask.npy", m)
+    with caplog.at_level(logging.WARNING):
+        p = data.load_split(tiny_root, "val", policy="raise", progress=False)
+    np.testing.assert_array_equal(p.masks[0], long[:22])
+    np.testing.assert_array_equal(p.masks[1], m)
+    assert p.report["masks"]["long_mask:25"]["videos"] == [1000]
+    assert p.report["masks"]["mask_dtype:int32"]["videos"] == [1001]
+    assert data.report_summary(p.report)["masks"] == {"long_mask:25": 1, "mask_dtype:int32": 1}
+    assert "long_mask:25" in caplog.text and "mask_dtype:int32" in caplog.text
+
+
+def test_stray_files_and_non_numeric_folders_logged_and_counted(tiny_root, caplog):
+    (tiny_root / "train" / "video_00000" / "Thumbs.db").write_text("x")
+    (tiny_root / "train" / "video_00000" / "image_22.png").write_text("x")
+    (tiny_root / "train" / "video_abc").mkdir()
+    (tiny_root / "train" / "clip_3").mkdir()
+    with caplog.at_level(logging.WARNING):
+        p = data.load_split(tiny_root, "train", progress=False)
+    assert p.ids.tolist() == [0, 2, 10]
+    assert p.report["stray_entries"] == [".DS_Store", "clip_3", "video_abc"]
+    assert p.report["stray_files"] == [{"video": 0, "file": "Thumbs.db"}, {"video": 0, "file": "image_22.png"}]
+    assert "video_abc" in caplog.text and "Thumbs.db" in caplog.text
+    s = data.report_summary(p.report)
+    assert (s["stray_entries"], s["stray_files"]) == (3, 2)
+
+
+def test_empty_split_and_all_bad_split_are_clear_errors(tiny_root):
+    import shutil
+
+    shutil.rmtree(tiny_root / "unlabeled")
+    (tiny_root / "unlabeled").mkdir()
+    (tiny_root / "unlabeled" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="the unlabeled split is empty .*notes.txt"):
+        data.load_split(tiny_root, "unlabeled", progress=False)
+    for v in ("video_01000", "video_01001"):
+        (tiny_root / "val" / v / "image_4.png").unlink()
+    with pytest.raises(ValueError, match="all 2 videos of val are bad .*image_4.png: missing frame"):
+        data.load_split(tiny_root, "val", policy="skip", progress=False)
+    assert not (tiny_root / ".cache" / "val" / "meta.json").exists()
+    assert not list((tiny_root / ".cache" / "val").glob(".*tmp"))
+
+
+def test_a_crash_while_packing_names_the_video(tiny_root, monkeypatch):
+    real = data.read_video
+
+    def flaky(path, *a, **k):
+        if path.name == "video_2":
+            raise MemoryError("out of memory")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(data, "read_video", flaky)
+    with pytest.raises(RuntimeError, match="packing train: .*video_2 failed \\(MemoryError: out of memory\\)"):
+        data.load_split(tiny_root, "train", progress=False)
+
+
+def test_one_policy_everywhere_trainers_pack_with_the_policy_given(tiny_root, caplog):
+    """Notebook 00 packs with the run's policy; the trainers of notebooks 02 and 04-05 receive the same policy
+    and reuse that cache (before, they called load_split with its default and silently repacked with skip)."""
+    from lib.segmentation.training import train_unet
+
+    _break(tiny_root, "short_mask")
+    p = data.load_split(tiny_root, "val", policy="pad", progress=False)
+    assert p.ids.tolist() == [1000, 1001]
+    meta = tiny_root / ".cache" / "val" / "meta.json"
+    stamp = meta.stat().st_mtime_ns
+    small = dict(width=4, depth=2, epochs=1, batch_size=2, steps_per_epoch=1, eval_videos=1, eval_frames=1)
+    train_unet(tiny_root, tiny_root / "unet", progress=False, device="cpu", policy="pad", crop=[48, 64], **small)
+    assert meta.stat().st_mtime_ns == stamp  # the pad cache was reused, not rebuilt with another policy
+    assert json.loads(meta.read_text())["key"]["policy"] == "pad"
+    with caplog.at_level(logging.WARNING):  # another policy: repacked, and the log says why
+        assert data.load_split(tiny_root, "val", policy="skip", progress=False).ids.tolist() == [1000]
+    assert "packed with policy=pad, now policy=skip" in caplog.text
+    h1 = data.load_split(tiny_root, "hidden", policy="skip", progress=False)
+    h2 = data.load_split(tiny_root, "hidden", policy="pad", progress=False)
+    assert h1.fingerprint == h2.fingerprint  # hidden ignores the policy (it is never skipped)

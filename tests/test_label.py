@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +73,105 @@ def test_video_votes_of_frames_0_10_never_see_later_frames(tiny_root, tmp_path, 
     np.testing.assert_array_equal(labels[0, :11], label.segment(model, frames[:11], video_len=11))
     np.testing.assert_array_equal(labels[0, 11:], label.segment(model, frames[11:], video_len=11))
     assert label.vote_window(22) == 11 and label.vote_window(11) == 11 and label.vote_window(4) == 4
+
+
+def _unet_checkpoint(path):
+    """A tiny U-Net checkpoint as train_unet writes it (model + config)."""
+    from lib.common.files import torch_save
+    from lib.segmentation.training import DEFAULTS, build_unet
+
+    cfg = {**DEFAULTS, "width": 4, "depth": 2}
+    torch.manual_seed(0)
+    torch_save(path, {"model": build_unet(cfg).state_dict(), "config": cfg})
+    return path
+
+
+def test_stale_labels_are_refused_naming_both_or_relabelled(tiny_root, tmp_path):
+    """Labels carry the checkpoint and the data they were made for: another checkpoint, or other data (here
+    the same files packed under another policy), is an error naming both, unless the caller asks to relabel."""
+    from tests.test_data import _break
+
+    out = tmp_path / "labels"
+    ckpt = _unet_checkpoint(tmp_path / "unet" / "best.pt")
+    key = label.checkpoint_key(ckpt)
+    val = data.load_split(tiny_root, "val", policy="skip", progress=False)
+    label.label_split(ColourModel(), val, out, batch_size=22, model_key="unet-old", progress=False)
+    assert label.labels_meta(out, "val")["data"] == val.fingerprint
+    with pytest.raises(label.StaleLabels, match="made by U-Net checkpoint 'unet-old', expected 'unet/best.pt@sha1:"):
+        label.load_labels(out, "val", key, val.fingerprint)
+    with pytest.raises(label.StaleLabels, match="unet-old"):
+        label.labels_for(out, val, ckpt, relabel=False)
+    ids, masks = label.labels_for(out, val, ckpt, relabel=True)  # asked to: relabelled with this checkpoint
+    assert label.labels_meta(out, "val")["model"] == key and ids.tolist() == val.ids.tolist()
+    assert label.labels_for(out, val, ckpt)[1].shape == masks.shape  # fresh now: no error
+    _break(tiny_root, "short_mask")
+    padded = data.load_split(tiny_root, "val", policy="pad", progress=False)  # other data: 2 videos, not 1
+    assert padded.fingerprint != val.fingerprint
+    with pytest.raises(
+        label.StaleLabels, match=f"made for data '{val.fingerprint}', expected data '{padded.fingerprint}'"
+    ):
+        label.labels_for(out, padded, ckpt)
+    from lib import pipeline
+
+    with pytest.raises(label.StaleLabels):
+        pipeline.split_unet_masks(None, padded, "cpu", out, key, relabel=False)
+
+
+def test_mask_npy_export_replaces_stale_files(tiny_root, tmp_path):
+    packed = data.load_split(tiny_root, "train", progress=False)
+    npy = tmp_path / "npy"
+    label.label_split(ColourModel(), packed, tmp_path / "a", batch_size=22, model_key="a", npy_dir=npy, progress=False)
+    stale = npy / "train" / "video_00099" / "mask.npy"  # a video no longer in the split
+    stale.parent.mkdir()
+    np.save(stale, np.zeros((22, 160, 240), np.uint8))
+    other = ColourModel()
+    with torch.no_grad():
+        other.conv.bias += torch.linspace(0, 5, 49)  # another model: other labels
+    label.label_split(other, packed, tmp_path / "a", batch_size=22, model_key="b", npy_dir=npy, progress=False)
+    new = label.load_labels(tmp_path / "a", "train", "b")[1]
+    for i, vid in enumerate(packed.ids):
+        np.testing.assert_array_equal(np.load(npy / "train" / f"video_{vid:05d}" / "mask.npy"), new[i])
+    assert not stale.exists()
+    assert json.loads((npy / "train" / "labels.json").read_text())["model"] == "b"
+
+
+def test_a_crash_while_labelling_names_the_video(tiny_root, tmp_path):
+    packed = data.load_split(tiny_root, "train", progress=False)
+
+    class Flaky(ColourModel):
+        calls = 0
+
+        def forward(self, x):
+            Flaky.calls += 1
+            if Flaky.calls == 2:  # the second video (one video of 22 frames per chunk and per forward pass)
+                raise RuntimeError("device lost")
+            return super().forward(x)
+
+    with pytest.raises(RuntimeError, match="labelling train video_00002 failed: RuntimeError: device lost"):
+        label.label_split(Flaky(), packed, tmp_path, batch_size=22, progress=False)
+
+
+def test_labels_without_a_record(tiny_root, tmp_path, caplog):
+    """Labels not written by label_split (true masks standing in, no meta.json) cannot be checked: asking for a
+    checkpoint is an error, a data check alone only warns."""
+    import logging
+
+    val = data.load_split(tiny_root, "val", progress=False)
+    np.save(tmp_path / "val.ids.npy", val.ids)
+    np.save(tmp_path / "val.npy", np.asarray(val.masks))
+    with pytest.raises(label.StaleLabels, match="made by U-Net checkpoint None, expected 'unet-a'"):
+        label.load_labels(tmp_path, "val", "unet-a", val.fingerprint)
+    with caplog.at_level(logging.WARNING):
+        assert label.load_labels(tmp_path, "val", None, val.fingerprint)[1].shape == val.masks.shape
+    assert "without a record" in caplog.text
+
+
+def test_checkpoint_key_follows_the_content_not_the_place(tmp_path):
+    import shutil
+
+    a = _unet_checkpoint(tmp_path / "run1" / "unet" / "best.pt")
+    (tmp_path / "run2" / "unet").mkdir(parents=True)
+    b = Path(shutil.copy(a, tmp_path / "run2" / "unet" / "best.pt"))  # a copied run folder: the same model
+    assert label.checkpoint_key(a) == label.checkpoint_key(b)
+    torch.save({"model": {}, "config": {}}, b)  # retrained: another model
+    assert label.checkpoint_key(a) != label.checkpoint_key(b)

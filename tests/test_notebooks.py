@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PROFILES = sorted(p.name for p in (ROOT / "params").iterdir() if p.is_dir())
 SETUP_CELL = ROOT / "notebooks" / "setup_cell.py"
-COMMON = {"profile", "data_root", "run_dir", "figures_dir", "seed"}  # run_all.sh and common.yaml pass these
+COMMON = {"profile", "data_root", "run_dir", "figures_dir", "seed", "policy"}  # run_all.sh and common.yaml pass these
 
 
 def parameters_cell(nb_path):
@@ -121,6 +121,35 @@ def test_parameters_cell_holds_the_common_keys(nb_path):
     first = parameters(NOTEBOOKS[0])
     differ = {k for k in COMMON if values[k] != first[k]}
     assert not differ, f"{nb_path.name}: common parameters {sorted(differ)} differ from {NOTEBOOKS[0].name}'s"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_data_load_uses_the_common_policy(nb_path):
+    """One packing policy for the whole run: every call that packs a split (load_split, and the trainers that
+    call it) passes the notebook's `policy` parameter, so no later notebook silently repacks with the default."""
+    loaders = {"load_split", "train_unet", "train_simvp", "finetune_simvp"}
+    calls = 0
+    for c in nbformat.read(nb_path, as_version=4).cells:
+        if c.cell_type != "code" or "parameters" in c.metadata.get("tags", []):
+            continue
+        for node in ast.walk(ast.parse(c.source)):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name in loaders:
+                    calls += 1
+                    kw = {k.arg: k.value for k in node.keywords}
+                    assert isinstance(kw.get("policy"), ast.Name) and kw["policy"].id == "policy", (
+                        f"{nb_path.name}: `{ast.unparse(node)}` does not pass policy=policy"
+                    )
+    if nb_path.name[:2] in {"00", "01", "02", "03", "04", "05", "06", "07"}:
+        assert calls, f"{nb_path.name} loads no split"
+
+
+def test_common_policy_is_in_every_profile():
+    for profile in PROFILES:
+        common = yaml.safe_load((ROOT / "params" / profile / "common.yaml").read_text())
+        assert common.get("policy") == parameters(NOTEBOOKS[0])["policy"], profile
 
 
 @pytest.mark.parametrize("profile", PROFILES)

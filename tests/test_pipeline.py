@@ -46,9 +46,37 @@ def test_wrong_count_rejected_and_nothing_written(tmp_path):
 def test_score_hidden_against_answers(tmp_path):
     masks = _masks(3, seed=1)
     np.savez(tmp_path / "hidden_answers.npz", ids=np.array([15000, 15001, 15002]), masks=masks)
-    sub = {"ids": torch.tensor([15000, 15002]), "masks": torch.from_numpy(masks[[0, 2]])}
+    sub = {"ids": torch.tensor([15000, 15001, 15002]), "masks": torch.from_numpy(masks)}
     assert pipeline.score_hidden(tmp_path, sub)[0] == pytest.approx(1.0)
     assert pipeline.score_hidden(tmp_path / "nothing", sub) is None
+
+
+def test_score_hidden_never_scores_a_subset(tmp_path):
+    masks = _masks(3, seed=1)
+    np.savez(tmp_path / "hidden_answers.npz", ids=np.array([15000, 15001, 15002]), masks=masks)
+    sub = {"ids": torch.tensor([15000, 15002]), "masks": torch.from_numpy(masks[[0, 2]])}
+    with pytest.raises(ValueError, match="leaves out 1 of the 3 .*video_15001"):
+        pipeline.score_hidden(tmp_path, sub)
+
+
+def test_check_submission_against_the_hidden_folders(tiny_root, tmp_path):
+    """The ids must be the hidden video_N folders on disk (numeric order, any zero padding): a missing or an
+    extra id fails naming it, whatever the packed count says."""
+    from lib.data import dataset as data
+
+    (tiny_root / "hidden" / "video_15000").rename(tiny_root / "hidden" / "video_9")  # unpadded, sorts first
+    assert data.hidden_ids(tiny_root) == [9, 15001]
+    good = {"ids": torch.tensor([9, 15001]), "masks": torch.zeros(2, 160, 240, dtype=torch.uint8)}
+    pipeline.check_submission(good, data_root=tiny_root)
+    short = {"ids": torch.tensor([15001]), "masks": torch.zeros(1, 160, 240, dtype=torch.uint8)}
+    with pytest.raises(ValueError, match="1 ids for 2 hidden video folders: missing video_00009"):
+        pipeline.check_submission(short, 1, data_root=tiny_root)  # the packed count (1) agrees; the folders do not
+    extra = {"ids": torch.tensor([9, 15001, 15002]), "masks": torch.zeros(3, 160, 240, dtype=torch.uint8)}
+    with pytest.raises(ValueError, match="extra .*video_15002"):
+        pipeline.check_submission(extra, expected_ids=[9, 15001])
+    with pytest.raises(ValueError, match="missing video_00009"):
+        pipeline.save_submission(tmp_path / "s.pt", [15001], _masks(1), expected_ids=data.hidden_ids(tiny_root))
+    assert not (tmp_path / "s.pt").exists()
 
 
 def test_predict_frame22_confidence():

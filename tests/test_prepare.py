@@ -51,3 +51,10 @@ def test_real_data_left_alone(tmp_path):
     (tmp_path / "train" / "video_00000").mkdir(parents=True)
     assert prepare.prepare_dataset(tmp_path, COUNTS, progress=False)["action"] == "existing"
     assert not (tmp_path / prepare.MARKER).exists()
+
+
+def test_counts_that_overlap_the_next_split_are_refused_before_anything_is_written(tmp_path):
+    root = tmp_path / "d"
+    with pytest.raises(ValueError, match="n_train=1001 .*val"):
+        prepare.prepare_dataset(root, {"train": 1001, "val": 1}, seed=0, workers=1, progress=False)
+    assert not (root / (prepare.MARKER + ".partial")).exists() and not (root / "train").exists()

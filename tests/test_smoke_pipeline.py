@@ -169,8 +169,11 @@ def test_notebook_07_submission_contract(smoke_run):
     m = metrics(tmp / "run", "07_predict_hidden")
     smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
     sub = torch.load(m["submission"], weights_only=True)
-    check_submission(sub, smoke["n_hidden"])
+    check_submission(sub, smoke["n_hidden"], data_root=tmp / "data")  # one mask per hidden folder on disk
     assert sub["ids"].tolist() == [15000 + i for i in range(smoke["n_hidden"])]
+    assert m["submission_report"]["ids_match_folders"] and m["submission_report"]["fallbacks"] == []
+    assert set(m["val_ci"]) == set(m["val_table"]) and all(lo <= hi for lo, hi in m["val_ci"].values())
+    assert {"objects - SimVP fine-tuned", "fine-tuned - SimVP", "learned - physics"} <= set(m["val_diff_ci"])
     assert m["hidden_iou"] > 0.0 and m["hidden_videos"] == smoke["n_hidden"]
     assert (
         m["val_table"]["U-Net on true frame 22 (ceiling)"]
@@ -203,6 +206,7 @@ def test_notebook_04_with_the_real_openstl_backend(smoke_run, tmp_path):
     tmp, _ = smoke_run
     run = tmp_path / "run"
     shutil.copytree(tmp / "run" / "labels", run / "labels")
+    shutil.copytree(tmp / "run" / "unet", run / "unet")  # the checkpoint the labels are checked against
     params = {}
     for f in ("common.yaml", "04_simvp.yaml"):
         params.update(yaml.safe_load((ROOT / "params" / "smoke" / f).read_text()))

@@ -150,3 +150,61 @@ def test_metal_mirrors_a_dark_sky():
     near_metal = ndimage.binary_dilation(metal, iterations=3)  # the 2x box-downsampling and blur spill 2 px
     assert not (changed & ~near_metal).any()
     assert dark_rgb[0][metal].astype(int).sum() < bright_rgb[0][metal].astype(int).sum()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_generate_from_an_unguarded_script_fails_fast_saying_what_to_do(tmp_path):
+    """The docstring's use from a plain script without `if __name__ == "__main__":`: the spawned workers import
+    the script and die starting their own pool. Before, the pool restarted them forever (10 minutes, 0 videos);
+    now generate stops within seconds and says to add the guard or use workers=1."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "make_data.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom lib.data import synth\n"
+        f"synth.generate({str(tmp_path / 'data')!r}, counts={{'train': 2}}, workers=2, progress=False)\n"
+        "print('DONE')\n"
+    )
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert time.time() - t0 < 60
+    assert proc.returncode != 0 and "DONE" not in proc.stdout
+    assert 'if __name__ == "__main__":' in proc.stderr and "workers=1" in proc.stderr
+
+
+def test_a_worker_crash_names_the_video(tmp_path, monkeypatch):
+    monkeypatch.setenv(synth.CRASH_ENV, "1")  # inherited by the spawned workers: the one given video 1 dies
+    with pytest.raises(RuntimeError, match="worker process died .*train/video_00001"):
+        synth.generate(tmp_path, counts={"train": 2}, seed=0, workers=2, progress=False)
+
+
+def test_a_worker_error_names_the_video(tmp_path, monkeypatch):
+    def broken(*a, **k):
+        raise ValueError("no physics today")
+
+    monkeypatch.setattr(synth, "render_video", broken)
+    with pytest.raises(RuntimeError, match="generating val/video_01000 failed: ValueError: no physics today"):
+        synth.generate(tmp_path, counts={"val": 1}, seed=0, workers=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    "counts,text",
+    [
+        ({"train": 1001}, "n_train=1001 is more than the 1000 ids of train .*ids of val, which starts at video_01000"),
+        ({"val": 1500}, "n_val=1500 .*unlabeled"),
+        ({"unlabeled": 13001}, "n_unlabeled=13001 is more than the 13000 ids .*hidden, which starts at video_15000"),
+        ({"hidden": -1}, "cannot be negative"),
+    ],
+)
+def test_split_ids_never_overlap(tmp_path, counts, text):
+    """Train ids run from 0 and val from 1000: 1001 train videos would make video_01000 both a train and a val
+    video (and 13001 unlabeled videos would put a hidden video, with its frame 22, in the training data)."""
+    with pytest.raises(ValueError, match=text):
+        synth.generate(tmp_path / "d", counts=counts, progress=False)
+    assert not (tmp_path / "d").exists()  # refused before anything is written
+    synth.check_counts(synth.REAL_COUNTS)  # the real sizes fill the layout exactly
+    assert [synth.id_range(s) for s in synth.SPLITS] == [(0, 1000), (1000, 2000), (2000, 15000), (15000, None)]

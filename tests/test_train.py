@@ -297,3 +297,26 @@ def test_augment_joint_and_deterministic():
     assert torch.equal(flip_masks(stack, p=1.0), stack.flip(-1))
     assert torch.equal(flip_masks(stack, p=0.0), stack)
     assert (flip_masks(stack.numpy(), p=1.0) == stack.flip(-1).numpy()).all()
+
+
+def test_resume_refuses_a_checkpoint_made_on_other_data(tmp_path):
+    """The same config on other data (another packed split, labels of another U-Net) is not resumed."""
+    run(tmp_path, epochs=2, stop_after=1, data={"train": "aaaa", "val": "vvvv"})
+    assert read_checkpoint(tmp_path / "last.pt")["data"] == {"train": "aaaa", "val": "vvvv"}
+    with pytest.raises(CheckpointError, match="made on other data .*differing: train"):
+        run(tmp_path, epochs=2, data={"train": "bbbb", "val": "vvvv"})
+    _, hist = run(tmp_path, epochs=2, data={"train": "aaaa", "val": "vvvv"})  # the same data: resumed
+    assert len(hist) == 2
+
+
+def test_unet_training_records_its_data_and_refuses_other_data(tiny_root, tmp_path):
+    from lib.segmentation.training import train_unet
+    from tests.test_data import _break
+
+    small = dict(width=4, depth=2, epochs=2, batch_size=2, steps_per_epoch=1, eval_videos=1, eval_frames=1)
+    train_unet(tiny_root, tmp_path, progress=False, device="cpu", crop=[48, 64], **small)
+    ck = read_checkpoint(tmp_path / "last.pt")
+    assert set(ck["data"]) == {"train", "val"}
+    _break(tiny_root, "short_mask")  # the val data change
+    with pytest.raises(CheckpointError, match="other data .*differing: val"):
+        train_unet(tiny_root, tmp_path, progress=False, device="cpu", crop=[48, 64], **{**small, "epochs": 2})

@@ -1,7 +1,8 @@
 """Atomic writes (temp file in the same folder + rename) and run-folder records.
 
 Nothing already written is lost when a run dies mid-write: readers see either the old file or the
-complete new one, never half of one.
+complete new one, never half of one. The new file's data is fsynced before the rename and the folder after it,
+so a power loss right after a "finished" write cannot leave an empty or partial file under the final name.
 """
 
 import json
@@ -25,10 +26,41 @@ def atomic_path(path):
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def fsync_file(path):
+    """Flush a written file's data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path):
+    """Flush a folder's entries (a rename into it) to the disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def durable_replace(src, dst):
+    """``os.replace(src, dst)`` that survives a power loss: src's data is on disk before the rename, and the
+    rename is on disk (the folder fsynced) before this returns."""
+    fsync_file(src)
+    os.replace(src, dst)
+    fsync_dir(Path(dst).parent)
 
 
 def _umask():
@@ -46,6 +78,13 @@ def save_npy(path, array):
 def save_json(path, obj):
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(obj, indent=2, default=_jsonable))
+
+
+def save_npz(path, **arrays):
+    """Compressed ``.npz`` of named arrays, written atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
 
 
 def torch_save(path, obj):

@@ -9,8 +9,10 @@ history as an uninterrupted one (on CPU; on CUDA only as far as the kernels are 
 - all other randomness (augmentation, dropout, scheduled sampling) uses torch/numpy/python global RNGs,
   whose states the checkpoint carries, or is a function of the step passed to ``loss_fn.set_step``.
 
-Checkpoint: ``{"model", "optimizer", "scheduler", "scaler", "epoch", "config", "fit", "history", "best", "rng"}``
-where ``config`` is the caller's experiment config (e.g. model sizes) and ``fit`` the loop's own settings.
+Checkpoint: ``{"model", "optimizer", "scheduler", "scaler", "epoch", "config", "fit", "data", "history", "best",
+"rng"}`` where ``config`` is the caller's experiment config (e.g. model sizes), ``fit`` the loop's own settings and
+``data`` the fingerprints of the data it trains and selects on (``fit(data=...)``). Written atomically and
+fsynced (lib/common/files.py). Resuming refuses a checkpoint of another config or of other data.
 
 Distributed training (torchrun, see lib/common/distributed.py): logging and checkpoints happen on rank 0 only
 (``is_main``), the logged train loss is averaged over ranks, and every rank waits at the end of each epoch
@@ -295,6 +297,7 @@ def fit(
     mode="max",
     resume=True,
     stop_after=None,
+    data=None,
 ):
     """Train ``model``; returns the history (one dict per epoch).
 
@@ -310,6 +313,8 @@ def fit(
     - ``epochs``: total epochs of the run (the LR schedule spans them); ``stop_after``: end this call after
       that epoch (to train in chunks); a later call resumes from ``out_dir/last.pt`` when ``resume``.
     - Resuming refuses (``CheckpointError``) if ``config`` or the loop's settings differ from the checkpoint's.
+    - ``data``: fingerprints of the data (e.g. ``{"train": packed.fingerprint, ...}``), stored in every
+      checkpoint; resuming refuses a checkpoint made on other data (or made without them) when it is given.
     - Seeds torch/numpy/python with ``seed`` at a fresh start; seed yourself before building the model.
     """
     out_dir = Path(out_dir)
@@ -353,6 +358,18 @@ def fit(
             raise CheckpointError(
                 f"checkpoint {last_path} was made with a different config; differing keys: {', '.join(diff)}. "
                 "Use another out_dir, or resume=False to start over (it overwrites this run)."
+            )
+        if data is not None and _plain(ckpt.get("data")) != _plain(data):
+            old = _plain(ckpt.get("data"))
+            keys = (
+                sorted(k for k in set(old) | set(_plain(data)) if old.get(k) != _plain(data).get(k))
+                if isinstance(old, dict) and isinstance(data, dict)
+                else []
+            )
+            raise CheckpointError(
+                f"checkpoint {last_path} was made on other data ({old} here, this run: {_plain(data)}"
+                + (f"; differing: {', '.join(keys)}" if keys else "")
+                + "). Use another out_dir, or resume=False to start over (it overwrites this run)."
             )
         unwrap(model).load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -432,6 +449,7 @@ def fit(
                 "epoch": epoch,
                 "config": config,
                 "fit": settings,
+                "data": _plain(data),
                 "history": history,
                 "best": best,
                 "rng": get_rng_state(),

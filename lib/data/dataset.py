@@ -7,6 +7,17 @@ torch Datasets.
 Bad videos never crash a long run: each problem is raised as a ``VideoError`` naming the video folder,
 the file and what is wrong, and ``load_split`` applies an explicit policy to it (``skip`` the video,
 ``pad`` a short mask by repeating its last frame, or ``raise``), logs it and counts it in ``report``.
+One policy serves every notebook (the ``policy`` key of params/<profile>/common.yaml).
+
+The hidden split is never skipped: every ``video_N`` folder of ``hidden/`` gets a row (and so a prediction).
+A hidden video with a missing, unreadable or odd-sized frame is packed from what it has (``read_hidden``):
+each bad frame is replaced by the nearest readable earlier frame (the next readable one when none precedes
+it), so a video whose last frames are gone repeats its last readable frame; a folder with no readable frame
+at all gets black frames and is marked ``background`` (notebook 07 predicts all background for it). Each such
+video is logged and listed in ``report["fallback"]`` with the files, the reasons and the fallback used.
+
+Inputs that are read but not as stored are converted by a stated rule (``CONVERSIONS``) and counted in the
+report: RGBA, grey and 16-bit PNGs, masks longer than 22 frames (cut), masks of another integer dtype (cast).
 """
 
 import hashlib
@@ -24,18 +35,29 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from lib.common.classes import NUM_CLASSES
-from lib.common.files import atomic_path, save_json, save_npy
+from lib.common.files import atomic_path, durable_replace, save_json, save_npy
 from lib.common.paths import resolve
+from lib.data.synth import SPLITS as FIRST_ID  # split -> first video id of the layout (one definition)
 
 log = logging.getLogger(__name__)
 
 H, W = 160, 240
 N_FRAMES = 22  # frames per video (image_0 .. image_21)
 N_INPUT = 11  # frames given for prediction (image_0 .. image_10); the target is image_21 ("frame 22")
-SPLITS = ("train", "val", "unlabeled", "hidden")
-FIRST_ID = {"train": 0, "val": 1000, "unlabeled": 2000, "hidden": 15000}
+SPLITS = tuple(FIRST_ID)  # train, val, unlabeled, hidden
 POLICIES = ("skip", "pad", "raise")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+CONVERSIONS = {
+    "alpha": "RGBA/LA/PA frame: the alpha channel is dropped, the colours kept (the real frames are opaque)",
+    "grayscale": "grey (L or 1) frame: the grey level is copied to R, G and B",
+    "16bit": "16-bit frame: the high byte of each value is kept (v >> 8); grey is copied to R, G and B",
+    "palette": "palette (P) frame: the palette colours are looked up",
+    "other": "other PIL mode: converted by PIL's convert('RGB')",
+}
+MASK_RULES = {
+    "long_mask": f"mask with more than {N_FRAMES} frames: the first {N_FRAMES} are kept",
+    "mask_dtype": "integer mask of another dtype (int32, int64, ...): cast to uint8 after the 0..48 range check",
+}
 
 _VIDEO_RE = re.compile(r"^video_(\d+)$")
 _IMAGE_RE = re.compile(r"^image_(\d+)\.png$")
@@ -56,9 +78,10 @@ def split_layout(split):
     return (N_INPUT if split == "hidden" else N_FRAMES), split in ("train", "val")
 
 
-def list_videos(split_dir):
-    """Video folders of a split as [(number, path)] in numeric order (``video_7`` and ``video_00007``
-    alike). Stray entries (``.DS_Store``, ``.ipynb_checkpoints``, ...) are logged and ignored."""
+def scan_split(split_dir):
+    """(videos, stray): the video folders as [(number, path)] in numeric order (``video_7`` and ``video_00007``
+    alike), and the names of the other entries (``.DS_Store``, ``video_abc``, ...), which are logged and ignored.
+    Two folders with the same number are a ``VideoError``."""
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise FileNotFoundError(f"{split_dir}: split folder not found")
@@ -72,42 +95,113 @@ def list_videos(split_dir):
         if num in videos:
             raise VideoError(split_dir / entry.name, "", f"same video number as {videos[num].name}")
         videos[num] = Path(entry.path)
+    stray.sort()
     if stray:
         log.warning(
             "%s: ignored %d stray entr%s: %s",
             split_dir,
             len(stray),
             "y" if len(stray) == 1 else "ies",
-            ", ".join(sorted(stray)[:5]) + (" ..." if len(stray) > 5 else ""),
+            ", ".join(stray[:5]) + (" ..." if len(stray) > 5 else ""),
         )
-    return sorted(videos.items())
+    return sorted(videos.items()), stray
 
 
-def read_frames(video_dir, n_frames):
-    """Frames image_0 .. image_{n-1} as uint8 (n, 160, 240, 3)."""
+def list_videos(split_dir):
+    """Video folders of a split as [(number, path)] in numeric order; see ``scan_split``."""
+    return scan_split(split_dir)[0]
+
+
+def hidden_ids(data_root):
+    """The numbers of the ``video_N`` folders of ``<data_root>/hidden``, in numeric order: the ids a submission
+    must hold, one each."""
+    return [num for num, _ in list_videos(resolve(data_root) / "hidden")]
+
+
+def _png_rgb(path):
+    """uint8 (h, w, 3) of one PNG and the conversions applied to it (``CONVERSIONS`` keys; [] for 8-bit RGB)."""
+    with Image.open(path) as im:
+        args = im.tile[0][3] if im.tile else ""
+        raw = args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
+        mode, kinds = im.mode, []
+        if ";16" in raw:
+            kinds.append("16bit")
+        if mode == "RGB":
+            return np.asarray(im), kinds
+        if mode.startswith("I"):  # 16-bit grey (I;16, I;16B) or 32-bit integer grey
+            a = np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8
+            return np.repeat(a.astype(np.uint8)[..., None], 3, -1), kinds if kinds else ["16bit"]
+        if mode in ("RGBA", "LA", "PA"):
+            kinds.append("alpha")
+        elif mode in ("L", "1"):
+            kinds.append("grayscale")
+        elif mode == "P":
+            kinds.append("palette")
+        else:
+            kinds.append("other")
+        return np.asarray(im.convert("RGB")), kinds
+
+
+def read_frame(video_dir, t, notes=None):
+    """Frame ``image_<t>.png`` as uint8 (160, 240, 3); conversions are appended to ``notes`` as (file, kind)."""
     video_dir = Path(video_dir)
+    name = f"image_{t}.png"
+    path = video_dir / name
+    if not path.is_file():
+        raise VideoError(video_dir, name, "missing frame", kind="missing_frame")
+    try:
+        arr, kinds = _png_rgb(path)
+    except Exception as e:  # PIL raises several types for broken files
+        raise VideoError(video_dir, name, f"unreadable image ({e})", kind="unreadable") from e
+    if arr.shape != (H, W, 3):
+        raise VideoError(
+            video_dir, name, f"frame is {arr.shape[1]}x{arr.shape[0]} (WxH), expected {W}x{H}", kind="bad_size"
+        )
+    if notes is not None:
+        notes.extend((name, k) for k in kinds)
+    return arr
+
+
+def read_frames(video_dir, n_frames, notes=None):
+    """Frames image_0 .. image_{n-1} as uint8 (n, 160, 240, 3); the first bad one raises a ``VideoError``."""
     out = np.empty((n_frames, H, W, 3), np.uint8)
     for t in range(n_frames):
-        name = f"image_{t}.png"
-        path = video_dir / name
-        if not path.is_file():
-            raise VideoError(video_dir, name, "missing frame", kind="missing_frame")
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                arr = np.asarray(im)
-        except Exception as e:  # PIL raises several types for broken files
-            raise VideoError(video_dir, name, f"unreadable image ({e})", kind="unreadable") from e
-        if arr.shape != (H, W, 3):
-            raise VideoError(
-                video_dir, name, f"frame is {arr.shape[1]}x{arr.shape[0]} (WxH), expected {W}x{H}", kind="bad_size"
-            )
-        out[t] = arr
+        out[t] = read_frame(video_dir, t, notes)
     return out
 
 
-def read_mask(video_dir, n_frames=N_FRAMES):
-    """mask.npy as uint8 (n_frames, 160, 240); a short mask raises VideoError(kind="short_mask")."""
+def read_hidden(video_dir, n_frames=N_INPUT, notes=None):
+    """(frames, fallback) of a hidden video, never raising for a bad frame (module doc: the fallback chain).
+
+    ``fallback`` is None when every frame was read, else {"files", "reasons", "fallback", "detail"} where
+    ``fallback`` is ``"filled"`` (bad frames replaced by the nearest readable earlier frame, else the next
+    readable one; ``detail`` says which by which) or ``"background"`` (no readable frame: black frames, and the
+    prediction is all background)."""
+    out = np.zeros((n_frames, H, W, 3), np.uint8)
+    ok, bad = [], []
+    for t in range(n_frames):
+        try:
+            out[t] = read_frame(video_dir, t, notes)
+            ok.append(t)
+        except VideoError as e:
+            bad.append((t, e))
+    if not bad:
+        return out, None
+    info = {"files": [e.file for _, e in bad], "reasons": [e.problem for _, e in bad]}
+    if not ok:
+        return out, {**info, "fallback": "background", "detail": "no readable frame: all-background prediction"}
+    filled = []
+    for t, _ in bad:
+        src = max((s for s in ok if s < t), default=None)
+        src = min(s for s in ok if s > t) if src is None else src
+        out[t] = out[src]
+        filled.append(f"image_{t}.png <- image_{src}.png")
+    return out, {**info, "fallback": "filled", "detail": "; ".join(filled)}
+
+
+def read_mask(video_dir, n_frames=N_FRAMES, notes=None):
+    """mask.npy as uint8 (n_frames, 160, 240); a short mask raises VideoError(kind="short_mask"). A longer mask is
+    cut and a mask of another integer dtype cast (both appended to ``notes`` as ("mask.npy", kind))."""
     video_dir = Path(video_dir)
     path = video_dir / "mask.npy"
     if not path.is_file():
@@ -128,28 +222,40 @@ def read_mask(video_dir, n_frames=N_FRAMES):
         raise VideoError(
             video_dir, "mask.npy", f"class ids {m.min()}..{m.max()} outside 0..{NUM_CLASSES - 1}", kind="bad_ids"
         )
+    if notes is not None and m.dtype != np.uint8:
+        notes.append(("mask.npy", f"mask_dtype:{m.dtype}"))
     m = m.astype(np.uint8)
     if m.shape[0] < n_frames:
         err = VideoError(video_dir, "mask.npy", f"mask has {m.shape[0]} frames, expected {n_frames}", kind="short_mask")
         err.partial = m
         raise err
+    if m.shape[0] > n_frames and notes is not None:
+        notes.append(("mask.npy", f"long_mask:{m.shape[0]}"))
     return m[:n_frames]
 
 
-def read_video(video_dir, split, policy="raise"):
+def read_video(video_dir, split, policy="raise", notes=None):
     """(frames, mask or None, note) of one video; ``note`` says what the policy did (None if clean)."""
     n_frames, has_mask = split_layout(split)
-    frames = read_frames(video_dir, n_frames)
+    frames = read_frames(video_dir, n_frames, notes)
     if not has_mask:
         return frames, None, None
     try:
-        return frames, read_mask(video_dir, n_frames), None
+        return frames, read_mask(video_dir, n_frames, notes), None
     except VideoError as e:
         if e.kind == "short_mask" and policy == "pad":
             m = e.partial
             pad = np.repeat(m[-1:], n_frames - m.shape[0], axis=0)
             return frames, np.concatenate([m, pad]), f"padded: {e}"
         raise
+
+
+def stray_files(video_dir, split):
+    """Names in a video folder that the split's layout does not hold (``Thumbs.db``, ``image_11.png`` or ``mask.npy``
+    in hidden, ...). A ``mask.npy`` in unlabeled (the embedded dataset keeps one) is not read, and not a stray."""
+    n_frames = split_layout(split)[0]
+    want = {f"image_{t}.png" for t in range(n_frames)} | ({"mask.npy"} if split != "hidden" else set())
+    return sorted(e.name for e in os.scandir(video_dir) if e.name not in want)
 
 
 # ----------------------------------------------------------------------------- packed cache
@@ -163,7 +269,8 @@ class PackedSplit:
     ids: np.ndarray  # (N,) int64 video numbers, numeric order
     frames: np.ndarray  # (N, T, 160, 240, 3) uint8 memmap
     masks: np.ndarray | None  # (N, 22, 160, 240) uint8 memmap, None for unlabeled and hidden
-    report: dict = field(default_factory=dict)  # {"skipped": [...], "padded": [...], "stray": n}
+    report: dict = field(default_factory=dict)  # what packing skipped, padded, converted, ... (``new_report``)
+    fingerprint: str = ""  # of the packed content: cache version, policy and source files (labels carry it)
 
     def __len__(self):
         return len(self.ids)
@@ -187,44 +294,114 @@ def fingerprint(videos):
     return h.hexdigest()
 
 
+def key_fingerprint(key):
+    """Short hash of a cache key: the ``fingerprint`` of the packed split (and of labels made from it)."""
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def cache_dir_for(data_root, split, cache_dir=None):
     base = resolve(cache_dir) if cache_dir else resolve(data_root) / ".cache"
     return base / split
 
 
+def effective_policy(split, policy):
+    """The policy packing applies: the hidden split always uses its fallback chain (never skipped)."""
+    return "fallback" if split == "hidden" else policy
+
+
 def load_split(data_root, split, cache_dir=None, policy="skip", progress=True, rebuild=False):
-    """The packed split, built once and rebuilt when the source files (or the policy) change."""
+    """The packed split, built once and rebuilt when the source files (or the policy) change.
+
+    ``policy`` (skip, pad, raise) decides what happens to a bad video of train, val and unlabeled; pass the same
+    one everywhere (every notebook passes its ``policy`` parameter): another policy repacks the split. The hidden
+    split ignores it and packs every folder (module doc). An empty split, or one whose every video is bad, is a
+    ``ValueError`` naming the folder."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     split_dir = resolve(data_root) / split
-    videos = list_videos(split_dir)
+    _, has_mask = split_layout(split)
+    videos, stray = scan_split(split_dir)
     if not videos:
-        raise FileNotFoundError(f"{split_dir}: no video_N folders")
+        raise ValueError(
+            f"{split_dir}: the {split} split is empty (no video_N folders"
+            + (f"; ignored: {', '.join(stray[:5])}" if stray else "")
+            + ")"
+        )
     out = cache_dir_for(data_root, split, cache_dir)
-    key = {"version": CACHE_VERSION, "policy": policy, "source": fingerprint(videos)}
+    key = {"version": CACHE_VERSION, "policy": effective_policy(split, policy), "source": fingerprint(videos)}
     meta_path = out / "meta.json"
     if not rebuild and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        if meta.get("key") == key:
+        old = meta.get("key") or {}
+        if old == key:
             return _open_packed(out, split, meta)
-        log.info("%s: source changed, rebuilding the packed cache", out)
-    return _build(videos, split, out, key, policy, progress)
+        if old.get("policy") != key["policy"] and old.get("source") == key["source"]:
+            log.warning("%s: packed with policy=%s, now policy=%s: repacking", out, old.get("policy"), key["policy"])
+        else:
+            log.info("%s: source changed, rebuilding the packed cache", out)
+    return _build(videos, split, out, key, policy, progress, stray)
 
 
 def _open_packed(out, split, meta):
     ids = np.load(out / "ids.npy")
     frames = np.load(out / "frames.npy", mmap_mode="r")
     masks = np.load(out / "masks.npy", mmap_mode="r") if (out / "masks.npy").is_file() else None
-    return PackedSplit(split, ids, frames, masks, meta["report"])
+    fp = meta.get("fingerprint") or key_fingerprint(meta["key"])
+    return PackedSplit(split, ids, frames, masks, meta["report"], fp)
 
 
-def _build(videos, split, out, key, policy, progress):
+def new_report(n_videos, policy, stray=()):
+    return {
+        "videos": n_videos,  # video folders found
+        "packed": 0,  # rows of the packed arrays
+        "policy": policy,
+        "skipped": [],  # {"video", "reason"}
+        "padded": [],  # {"video", "reason"}
+        "fallback": [],  # hidden only: {"video", "files", "reasons", "fallback", "detail"}
+        "converted": {},  # kind -> {"rule", "frames", "videos": [ids]}
+        "masks": {},  # "long_mask" / "mask_dtype:int32" -> {"rule", "videos": [ids]}
+        "stray_entries": list(stray),  # names in the split folder that are not video_N folders
+        "stray_files": [],  # {"video", "file"}: names in a video folder the layout does not read
+    }
+
+
+def _count_notes(report, num, notes):
+    for _file, kind in notes:
+        if kind in CONVERSIONS:
+            c = report["converted"].setdefault(kind, {"rule": CONVERSIONS[kind], "frames": 0, "videos": []})
+            c["frames"] += 1
+            if not c["videos"] or c["videos"][-1] != int(num):
+                c["videos"].append(int(num))
+        else:
+            base = kind.split(":")[0]
+            m = report["masks"].setdefault(kind, {"rule": MASK_RULES[base], "videos": []})
+            m["videos"].append(int(num))
+
+
+def report_summary(report):
+    """Counts of every quirk in a packing report (what notebook 00 prints and records)."""
+    fb = [f["fallback"] for f in report.get("fallback", [])]
+    return {
+        "videos": report.get("videos"),
+        "packed": report.get("packed"),
+        "skipped": len(report.get("skipped", [])),
+        "padded": len(report.get("padded", [])),
+        "fallback": {k: fb.count(k) for k in sorted(set(fb))},
+        "converted_frames": {k: v["frames"] for k, v in report.get("converted", {}).items()},
+        "masks": {k: len(v["videos"]) for k, v in report.get("masks", {}).items()},
+        "stray_entries": len(report.get("stray_entries", [])),
+        "stray_files": len(report.get("stray_files", [])),
+    }
+
+
+def _build(videos, split, out, key, policy, progress, stray=()):
     n_frames, has_mask = split_layout(split)
+    hidden = split == "hidden"
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "meta.json"
     if meta_path.exists():
         meta_path.unlink()  # the cache is invalid from here until the new one is complete
-    report = {"videos": len(videos), "skipped": [], "padded": []}
+    report = new_report(len(videos), key["policy"], stray)
     ids = []
     with ExitStack() as stack:
         ftmp = stack.enter_context(atomic_path(out / "frames.npy"))
@@ -234,22 +411,41 @@ def _build(videos, split, out, key, policy, progress):
             mtmp = stack.enter_context(atomic_path(out / "masks.npy"))
             mm = np.lib.format.open_memmap(mtmp, "w+", np.uint8, (len(videos), n_frames, H, W))
         for num, path in tqdm(videos, desc=f"packing {split}", disable=not progress, unit="video"):
+            notes, note, mask = [], None, None
             try:
-                frames, mask, note = read_video(path, split, policy)
+                if hidden:
+                    frames, fb = read_hidden(path, n_frames, notes)
+                    if fb:
+                        log.warning(
+                            "%s: %s (%s); fallback: %s", path, ", ".join(fb["files"]), fb["detail"], fb["fallback"]
+                        )
+                        report["fallback"].append({"video": int(num), **fb})
+                else:
+                    frames, mask, note = read_video(path, split, policy, notes)
             except VideoError as e:
                 if policy == "raise":
                     raise
                 log.warning("skipping %s", e)
                 report["skipped"].append({"video": int(num), "reason": str(e)})
                 continue
+            except Exception as e:  # not a problem of the video's files: say which video it was
+                raise RuntimeError(f"packing {split}: {path} failed ({type(e).__name__}: {e})") from e
             if note:
                 log.warning("%s", note)
                 report["padded"].append({"video": int(num), "reason": note})
+            _count_notes(report, num, notes)
+            report["stray_files"] += [{"video": int(num), "file": f} for f in stray_files(path, split)]
             fm[len(ids)] = frames
             if mm is not None:
                 mm[len(ids)] = mask
             ids.append(num)
         del fm, mm  # flushes the memmaps
+        if not ids:  # raised inside the block: the temporary files are removed
+            reasons = "; ".join(r["reason"] for r in report["skipped"][:3])
+            raise ValueError(
+                f"{videos[0][1].parent}: all {len(videos)} videos of "
+                f"{split} are bad (policy={policy}), nothing to train or score on; e.g. {reasons}"
+            )
         if len(ids) < len(videos):  # drop the rows of skipped videos
             for tmp in (ftmp, mtmp):
                 if tmp is not None:
@@ -257,18 +453,33 @@ def _build(videos, split, out, key, policy, progress):
     if not has_mask and (out / "masks.npy").exists():
         (out / "masks.npy").unlink()
     save_npy(out / "ids.npy", np.asarray(ids, np.int64))
-    if report["skipped"] or report["padded"]:
+    report["packed"] = len(ids)
+    _log_report(split, report)
+    meta = {"key": key, "fingerprint": key_fingerprint(key), "report": report, "shape": [len(ids), n_frames, H, W]}
+    save_json(meta_path, meta)  # written last: its presence marks a complete cache
+    return _open_packed(out, split, meta)
+
+
+def _log_report(split, report):
+    s = report_summary(report)
+    if s["skipped"] or s["padded"]:
         log.warning(
             "%s: %d of %d videos skipped, %d padded (policy=%s)",
             split,
-            len(report["skipped"]),
-            len(videos),
-            len(report["padded"]),
-            policy,
+            s["skipped"],
+            s["videos"],
+            s["padded"],
+            report["policy"],
         )
-    meta = {"key": key, "report": report, "shape": [len(ids), n_frames, H, W]}
-    save_json(meta_path, meta)  # written last: its presence marks a complete cache
-    return _open_packed(out, split, meta)
+    if s["fallback"]:
+        log.warning("%s: %s videos packed by the fallback chain, none dropped", split, s["fallback"])
+    for c in report["converted"].values():
+        log.warning("%s: %d frames of %d videos converted: %s", split, c["frames"], len(c["videos"]), c["rule"])
+    for kind, m in report["masks"].items():
+        log.warning("%s: %d masks (%s): %s", split, len(m["videos"]), kind, m["rule"])
+    if s["stray_files"]:
+        names = sorted({f["file"] for f in report["stray_files"]})
+        log.warning("%s: ignored %d stray files in video folders (%s)", split, s["stray_files"], ", ".join(names[:5]))
 
 
 def _truncate(path, n):
@@ -280,7 +491,7 @@ def _truncate(path, n):
         dst[i : i + 64] = src[i : min(i + 64, n)]
     dst.flush()
     del dst, src
-    os.replace(tmp, path)
+    durable_replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- torch datasets

@@ -36,6 +36,7 @@ def prepare_dataset(data_root, counts, seed=0, workers=None, progress=True, **sy
     if info["counts"] and not info["synthetic"]:
         print(f"Using the existing (real) dataset in {root}: {info['counts']} videos; nothing generated.")
         return {**info, "action": "existing"}
+    synth.check_counts(counts)  # before any marker is written: counts that would mix splits' ids are an error
     marker = root / MARKER if complete else root / (MARKER + ".partial")
     config = json.loads(json.dumps(asdict(synth.make_config(**synth_cfg))))  # every setting, defaults included
     if info["synthetic"]:

@@ -7,10 +7,18 @@ depth buffers (at 2x by default); the objects are shaded here from their exact n
 shiny metal), the floor and its soft shadows are drawn here, and each frame is box-downsampled from 2x.
 Masks come from the same segmentation buffer, so they align with the frames exactly.
 
-    generate("data/synth", counts={"train": 100, "val": 100}, workers=2)
-    frames, mask, info = render_video(42)
+    from lib.data import synth
+
+    if __name__ == "__main__":  # needed with workers > 1: each spawned worker imports the script
+        synth.generate("data/synth", counts={"train": 100, "val": 100}, workers=2)
+        frames, mask, info = synth.render_video(42)
 
 Video N is a pure function of (seed, N, config), so the dataset does not depend on `workers`.
+Video ids follow the real layout (``SPLITS``: train from 0, val from 1000, unlabeled from 2000, hidden from
+15000); a count that would run into the next split's ids is an error, so splits never share a video.
+Workers are spawned processes: one that dies (a crash, or a script without the ``__main__`` guard, whose
+workers die on import) stops ``generate`` with a ``RuntimeError`` saying which videos or what to do, within
+seconds, instead of a pool waiting forever.
 """
 
 import math
@@ -18,6 +26,8 @@ import multiprocessing as mp
 import os
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -30,6 +40,32 @@ from lib.common.files import atomic_path, save_npy
 SPLITS = {"train": 0, "val": 1000, "unlabeled": 2000, "hidden": 15000}  # split -> first video id
 REAL_COUNTS = {"train": 1000, "val": 1000, "unlabeled": 13000, "hidden": 5000}
 TRUTH_DIR = ".hidden_truth"  # per-video frame-22 masks of hidden, outside the hidden folder
+CRASH_ENV = "FUTURESEG_SYNTH_CRASH"  # tests: a worker given this video id dies (os._exit) instead of rendering it
+
+
+def id_range(split):
+    """(first, end) of a split's video ids: ``end`` is the next split's first id (None for hidden, the last)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; splits are {list(SPLITS)}")
+    later = sorted(v for v in SPLITS.values() if v > SPLITS[split])
+    return SPLITS[split], (later[0] if later else None)
+
+
+def check_counts(counts):
+    """Raises ValueError when a count is negative or would give a split ids of the next split."""
+    bad = sorted(set(counts) - set(SPLITS))
+    if bad:
+        raise ValueError(f"unknown splits {bad}; splits are {list(SPLITS)}")
+    for split, n in counts.items():
+        first, end = id_range(split)
+        if int(n) < 0:
+            raise ValueError(f"n_{split}={n}: a count cannot be negative")
+        if end is not None and first + int(n) > end:
+            nxt = next(s for s, v in SPLITS.items() if v == end)
+            raise ValueError(
+                f"n_{split}={n} is more than the {end - first} ids of {split} (video_{first:05d} .. video_{end - 1:05d}): "
+                f"its videos would take the ids of {nxt}, which starts at video_{end:05d}; use at most {end - first}"
+            )
 
 
 @dataclass(frozen=True)
@@ -560,8 +596,34 @@ def _is_done(data_root, split, vid):
     return split != "hidden" or _truth_path(data_root, vid).is_file()
 
 
+_SLOT = None  # (shared array of the video each worker is on, this worker's index); set by _worker_init
+
+
+def _worker_init(started, current, keys):
+    """Runs in each spawned worker once it has imported: counts it as started and gives it a slot in ``current``."""
+    global _SLOT
+    for k in keys:  # single-threaded numpy in the workers
+        os.environ[k] = "1"
+    with started.get_lock():
+        slot = started.value
+        started.value += 1
+    _SLOT = (current, slot)
+
+
+def _run_job(job):
+    """Worker entry: records the video it is on (so that a crash can be named), then writes it."""
+    if _SLOT is not None:
+        _SLOT[0][_SLOT[1]] = job[2]
+    if os.environ.get(CRASH_ENV) == str(job[2]):
+        os._exit(7)
+    out = _write_video(job)
+    if _SLOT is not None:
+        _SLOT[0][_SLOT[1]] = -1
+    return out
+
+
 def _write_video(job):
-    """Worker: render one video into a temp folder beside its final place, then rename it."""
+    """Render one video into a temp folder beside its final place, then rename it."""
     data_root, split, vid, seed, cfg = job
     hidden = split == "hidden"
     T, n_in = cfg.n_frames, cfg.n_input
@@ -590,6 +652,14 @@ def _write_video(job):
     return split, vid, truth
 
 
+def _write_one(job):
+    """``_write_video`` in this process, an error naming the video."""
+    try:
+        return _write_video(job)
+    except Exception as e:
+        raise RuntimeError(f"generating {job[1]}/video_{job[2]:05d} failed: {type(e).__name__}: {e}") from e
+
+
 def _clean_stale(split_dir):
     """Remove temp folders left by dead processes."""
     for d in split_dir.glob(".video_*.tmp-*"):
@@ -605,19 +675,75 @@ def _clean_stale(split_dir):
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _pool(workers):
-    """A pool of fresh (spawned) processes with single-threaded numpy, one pybullet client each."""
-    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})  # inherited by the workers as they start
-    try:
-        return mp.get_context("spawn").Pool(workers)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+class _Pool:
+    """Spawned worker processes (single-threaded numpy, one pybullet client each) that notice dead workers.
+
+    ``run(jobs)`` yields results as they come. A worker that dies raises ``RuntimeError``: naming the videos the
+    workers were on, or, when no worker ever finished starting (a script without the ``__main__`` guard: each
+    spawned worker imports it and dies starting its own pool), saying to add the guard or use workers=1."""
+
+    KEYS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+    def __init__(self, workers):
+        ctx = mp.get_context("spawn")
+        self.workers = workers
+        self.started = ctx.Value("i", 0)
+        self.current = ctx.Array("q", [-1] * workers)  # video id each worker slot is on
+        saved = {k: os.environ.get(k) for k in self.KEYS}
+        os.environ.update({k: "1" for k in self.KEYS})  # inherited by the workers as they start
+        try:
+            self.ex = ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_worker_init, initargs=(self.started, self.current, self.KEYS)
+            )
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def run(self, jobs):
+        names = {job[2]: f"{job[1]}/video_{job[2]:05d}" for job in jobs}
+        todo = iter(jobs)
+        running = {}
+        try:
+            while True:
+                while len(running) < 2 * self.workers:  # a bounded queue: the in-flight jobs are known
+                    job = next(todo, None)
+                    if job is None:
+                        break
+                    running[self.ex.submit(_run_job, job)] = job
+                if not running:
+                    return
+                done, _ = wait(running, timeout=5.0, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = running.pop(fut)
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool as e:
+                        raise self._broken(names, running, job) from e
+                    except Exception as e:
+                        raise RuntimeError(
+                            f"generating {names[job[2]]} failed in a worker: {type(e).__name__}: {e}"
+                        ) from e
+        finally:
+            self.ex.shutdown(wait=False, cancel_futures=True)
+
+    def _broken(self, names, running, job):
+        if self.started.value == 0:
+            return RuntimeError(
+                "synth.generate: the worker processes died while starting, before any video was made. When "
+                'generate(..., workers>1) runs from a script, put the call under `if __name__ == "__main__":` '
+                "(each spawned worker imports the script, and without the guard it calls generate again and dies), "
+                "or use workers=1."
+            )
+        on = [names.get(int(v), f"video {int(v)}") for v in self.current[:] if v >= 0]
+        if not on:
+            on = [names[job[2]]]
+        return RuntimeError(
+            f"synth.generate: a worker process died (crashed or was killed) while generating {', '.join(on)}; "
+            "rerun to resume (finished videos are kept), or run with workers=1 to see the error"
+        )
 
 
 def generate(data_root, counts=None, seed=0, workers=None, progress=True, **cfg_overrides):
@@ -630,9 +756,7 @@ def generate(data_root, counts=None, seed=0, workers=None, progress=True, **cfg_
 
     cfg = make_config(**cfg_overrides)
     counts = dict(REAL_COUNTS if counts is None else counts)
-    bad = sorted(set(counts) - set(SPLITS))
-    if bad:
-        raise ValueError(f"unknown splits {bad}; splits are {list(SPLITS)}")
+    check_counts(counts)
     root = Path(data_root)
     jobs, skipped = [], {s: 0 for s in counts}
     for split, n in counts.items():
@@ -648,12 +772,7 @@ def generate(data_root, counts=None, seed=0, workers=None, progress=True, **cfg_
     truths = {}
     t0 = time.time()
     bar = tqdm(total=len(jobs), desc="synth videos", unit="video", mininterval=1.0, disable=not progress or not jobs)
-    if workers <= 1:
-        results = map(_write_video, jobs)
-        pool = None
-    else:
-        pool = _pool(workers)
-        results = pool.imap_unordered(_write_video, jobs)
+    results = map(_write_one, jobs) if workers <= 1 else _Pool(workers).run(jobs)
     try:
         for split, vid, truth in results:
             written[split] += 1
@@ -662,9 +781,6 @@ def generate(data_root, counts=None, seed=0, workers=None, progress=True, **cfg_
             bar.update(1)
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
     seconds = time.time() - t0
     if counts.get("hidden", 0) > 0:
         ids = np.arange(SPLITS["hidden"], SPLITS["hidden"] + counts["hidden"], dtype=np.int64)

@@ -6,6 +6,9 @@ Step 3, ``finetune_simvp``: scheduled sampling. With a probability that rises on
 model first rolls out k steps on its own argmax output, then takes the supervised step on frame 11+k+1;
 k grows from 1 to ``max_rollout`` over training. Optional IoU-aware loss (CE + soft Jaccard / Lovasz).
 Both select checkpoints by the val frame-22 IoU of the full 11-step rollout from U-Net masks of frames 0-10.
+The U-Net labels they read must be those of the packed splits (``policy``) and, when ``unet_key`` is given, of
+that U-Net checkpoint: stale labels are a ``StaleLabels`` error (lib/segmentation/label.py). Resuming refuses a
+checkpoint made on other data.
 """
 
 import math
@@ -21,7 +24,7 @@ from lib.common.metrics import jaccard
 from lib.common.trainer import auto_device, epoch_loader, fit, load_checkpoint
 from lib.data import dataset as data
 from lib.forecasting.simvp import MaskSimVP, rollout
-from lib.segmentation.label import load_labels
+from lib.segmentation.label import labels_meta, load_labels
 
 MODEL_KEYS = ("embed_dim", "hid_S", "hid_T", "N_S", "N_T", "down", "mlp_ratio", "drop_path", "backend", "copy_prior")
 # The recipe defaults; notebooks 04 (DEFAULTS) and 05 (FT_DEFAULTS) hold the same values (a test compares them).
@@ -159,9 +162,9 @@ def predict_frame22(model, inputs, device, batch_size=16, steps=11, return_conf=
     return (out, conf) if return_conf else out
 
 
-def _val_setup(data_root, labels_dir, eval_videos, seed, progress):
-    val = main_first(data.load_split, data_root, "val", progress=progress)
-    ids, val_labels = load_labels(labels_dir, "val")
+def _val_setup(data_root, labels_dir, eval_videos, seed, progress, policy="skip", unet_key=None):
+    val = main_first(data.load_split, data_root, "val", progress=progress, policy=policy)
+    ids, val_labels = load_labels(labels_dir, "val", unet_key, val.fingerprint)
     if not np.array_equal(ids, val.ids):
         raise ValueError(
             f"{labels_dir}/val.ids.npy does not list the videos of the packed val split; relabel (notebook 03)"
@@ -169,18 +172,32 @@ def _val_setup(data_root, labels_dir, eval_videos, seed, progress):
     idx = np.arange(len(val))
     if eval_videos:
         idx = np.sort(np.random.default_rng(seed).permutation(len(val))[:eval_videos])
-    return np.asarray(val_labels[idx, : data.N_INPUT]), np.asarray(val.masks[idx, 21])
+    return np.asarray(val_labels[idx, : data.N_INPUT]), np.asarray(val.masks[idx, 21]), val.fingerprint
 
 
-def _windows(data_root, labels_dir, in_len, out_len, use_unlabeled, progress):
-    train = main_first(data.load_split, data_root, "train", progress=progress)
+def _windows(data_root, labels_dir, in_len, out_len, use_unlabeled, progress, policy="skip", unet_key=None):
+    train = main_first(data.load_split, data_root, "train", progress=progress, policy=policy)
     sets = [data.WindowDataset(train.masks, in_len, out_len)]
+    fingerprints = {"train": train.fingerprint}
     if use_unlabeled:
-        sets.append(data.WindowDataset(load_labels(labels_dir, "unlabeled")[1], in_len, out_len))
-    return torch.utils.data.ConcatDataset(sets), {
-        "train_videos": len(train),
-        "unlabeled_videos": len(sets[1].masks) if use_unlabeled else 0,
-    }
+        unlabeled = main_first(data.load_split, data_root, "unlabeled", progress=progress, policy=policy)
+        sets.append(
+            data.WindowDataset(
+                load_labels(labels_dir, "unlabeled", unet_key, unlabeled.fingerprint)[1], in_len, out_len
+            )
+        )
+        fingerprints["unlabeled"] = unlabeled.fingerprint
+    return (
+        torch.utils.data.ConcatDataset(sets),
+        {"train_videos": len(train), "unlabeled_videos": len(sets[1].masks) if use_unlabeled else 0},
+        fingerprints,
+    )
+
+
+def labels_meta_keys(labels_dir, use_unlabeled):
+    """{split: U-Net checkpoint key} of the labels a SimVP run reads (part of its data fingerprint)."""
+    splits = ("val", "unlabeled") if use_unlabeled else ("val",)
+    return {s: labels_meta(labels_dir, s).get("model") for s in splits}
 
 
 def _evaluator(val_in, val_true, batch_size):
@@ -190,15 +207,18 @@ def _evaluator(val_in, val_true, batch_size):
     return ev
 
 
-def train_simvp(data_root, labels_dir, out_dir, progress=True, device=None, **overrides):
-    """Recipe step 2; returns (best model, history, config). Resumes from out_dir/last.pt."""
+def train_simvp(data_root, labels_dir, out_dir, progress=True, device=None, policy="skip", unet_key=None, **overrides):
+    """Recipe step 2; returns (best model, history, config). Resumes from out_dir/last.pt (same data only).
+    ``policy``: the packing policy; ``unet_key``: the ``checkpoint_key`` the U-Net labels must carry (None: any)."""
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown SimVP settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     cfg = {**DEFAULTS, **overrides}
     device = auto_device(device)
-    ds, sizes = _windows(data_root, labels_dir, data.N_INPUT, 1, cfg["use_unlabeled"], progress)
-    val_in, val_true = _val_setup(data_root, labels_dir, cfg["eval_videos"], cfg["seed"], progress)
+    ds, sizes, fps = _windows(data_root, labels_dir, data.N_INPUT, 1, cfg["use_unlabeled"], progress, policy, unet_key)
+    val_in, val_true, val_fp = _val_setup(
+        data_root, labels_dir, cfg["eval_videos"], cfg["seed"], progress, policy, unet_key
+    )
     torch.manual_seed(cfg["seed"])
     model = build_simvp(cfg)
     params = sum(p.numel() for p in model.parameters())
@@ -222,22 +242,39 @@ def train_simvp(data_root, labels_dir, out_dir, progress=True, device=None, **ov
         progress=progress,
         seed=cfg["seed"],
         max_steps_per_epoch=cfg["steps_per_epoch"],
+        data={**fps, "val": val_fp, "labels": labels_meta_keys(labels_dir, cfg["use_unlabeled"])},
     )
     model, config = load_simvp_checkpoint(Path(out_dir) / "best.pt", device)
     return model, history, config
 
 
-def finetune_simvp(init_checkpoint, data_root, labels_dir, out_dir, progress=True, device=None, **overrides):
+def finetune_simvp(
+    init_checkpoint,
+    data_root,
+    labels_dir,
+    out_dir,
+    progress=True,
+    device=None,
+    policy="skip",
+    unet_key=None,
+    **overrides,
+):
     """Recipe step 3 from a train_simvp checkpoint; returns (best model, history, config).
-    The returned model is the best of the fine-tuned epochs and the starting point (epoch 0)."""
+    The returned model is the best of the fine-tuned epochs and the starting point (epoch 0).
+    ``policy`` and ``unet_key`` as for ``train_simvp``."""
     unknown = set(overrides) - set(FT_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown fine-tuning settings {sorted(unknown)}; known: {sorted(FT_DEFAULTS)}")
     cfg = {**FT_DEFAULTS, **overrides}
     device = auto_device(device)
     base, base_cfg = load_simvp_checkpoint(init_checkpoint, device)
-    ds, sizes = _windows(data_root, labels_dir, data.N_INPUT, cfg["max_rollout"], cfg["use_unlabeled"], progress)
-    val_in, val_true = _val_setup(data_root, labels_dir, cfg["eval_videos"], cfg["seed"], progress)
+    ds, sizes, fps = _windows(
+        data_root, labels_dir, data.N_INPUT, cfg["max_rollout"], cfg["use_unlabeled"], progress, policy, unet_key
+    )
+    val_in, val_true, val_fp = _val_setup(
+        data_root, labels_dir, cfg["eval_videos"], cfg["seed"], progress, policy, unet_key
+    )
+    fingerprints = {**fps, "val": val_fp, "labels": labels_meta_keys(labels_dir, cfg["use_unlabeled"])}
     evaluate = _evaluator(val_in, val_true, cfg["batch_size"])
     start_iou = evaluate(base, device)["val_iou"]
     model = wrap(base.train(), device)
@@ -274,6 +311,7 @@ def finetune_simvp(init_checkpoint, data_root, labels_dir, out_dir, progress=Tru
             seed=cfg["seed"],
             max_steps_per_epoch=cfg["steps_per_epoch"],
             stop_after=epoch,
+            data=fingerprints,
         )
         best_epoch = max(history, key=lambda r: r["val_iou"])["epoch"]
         if cfg["patience"] and len(history) - best_epoch >= cfg["patience"]:

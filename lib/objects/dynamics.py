@@ -398,6 +398,7 @@ def train_dynamics(
     progress=True,
     resume=True,
     n_fit_videos=100,
+    data=None,
 ):
     """Trains ``ObjectDynamics`` with ``lib.common.trainer.fit`` and returns (model with the best weights, history).
 
@@ -408,6 +409,7 @@ def train_dynamics(
     is never used; at most a fifth of the videos are held out). The other sets (e.g. U-Net labels of
     unlabeled videos) only add training videos. ``flip``: add left-right mirrored copies.
     Checkpoints ``best.pt`` / ``last.pt`` and logs go to ``out_dir`` (resumable, see lib/common/trainer.py).
+    ``data``: fingerprints of the training sets (e.g. packed splits'), so a resume on other data is refused.
     """
     device = auto_device(device)
     first = train_sets[0]
@@ -480,6 +482,7 @@ def train_dynamics(
         resume=resume,
         monitor="val_iou" if len(held) else "train_loss",
         mode="max" if len(held) else "min",
+        data=data,
     )
     best = Path(out_dir) / "best.pt"
     if best.is_file():

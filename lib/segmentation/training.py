@@ -97,15 +97,17 @@ def _result(meter, return_confusion):
     return out
 
 
-def train_unet(data_root, out_dir, progress=True, device=None, **overrides):
-    """Train (or resume) a U-Net; returns (model with the best weights, history, config)."""
+def train_unet(data_root, out_dir, progress=True, device=None, policy="skip", **overrides):
+    """Train (or resume) a U-Net; returns (model with the best weights, history, config). ``policy``: the packing
+    policy of lib/data/dataset.py (notebooks pass their common ``policy``). Resuming refuses a checkpoint made
+    on other train or val data."""
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown U-Net settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     cfg = {**DEFAULTS, **overrides}
     device = auto_device(device)
-    train = main_first(data.load_split, data_root, "train", progress=progress)
-    val = main_first(data.load_split, data_root, "val", progress=progress)
+    train = main_first(data.load_split, data_root, "train", progress=progress, policy=policy)
+    val = main_first(data.load_split, data_root, "val", progress=progress, policy=policy)
     torch.manual_seed(cfg["seed"])
     model = build_unet(cfg)
     params = count_params(model)
@@ -149,6 +151,7 @@ def train_unet(data_root, out_dir, progress=True, device=None, **overrides):
         progress=progress,
         seed=cfg["seed"],
         max_steps_per_epoch=cfg["steps_per_epoch"],
+        data={"train": train.fingerprint, "val": val.fingerprint},
     )
     model, _ = load_unet(Path(out_dir) / "best.pt", device)
     return model, history, config
