@@ -48,7 +48,13 @@ def render(run):
         commit = (p.get("git_commit") or "unknown")[:10] + (" (dirty tree)" if p.get("git_dirty") else "")
         out.append(
             f"Run of commit `{commit}` on {p['machine']['cpus']} CPU cores ({p['device']}), torch "
-            f"{p['packages']['torch']}, {p['written'][:10]}.\n"
+            f"{p['packages']['torch']}, {p['written'][:10]}"
+            + "".join(
+                f"; notebooks {r['notebooks']} rerun with commit `{(r.get('git_commit') or 'unknown')[:10]}`"
+                + (" (dirty tree)" if r.get("git_dirty") else "")
+                for r in p.get("reruns", [])
+            )
+            + ".\n"
         )
     if m7:
         val = m7["val_table"]
@@ -71,9 +77,20 @@ def render(run):
         out.append(f"- copy-frame-11 IoU of the val split with true masks: {m0['val_summary']['copy_frame_iou']:.3f}")
     if m7:
         out.append("\n| stage (val, frame 22; U-Net masks of frames 0-10 as input unless noted) | IoU |\n|---|---|")
+        ci = m7.get("val_ci", {})
         for k, v in m7["val_table"].items():
             name = f"**{k}, submitted**" if k == m7["pipeline"] else k
-            out.append(f"| {name} | {v:.3f} |")
+            interval = f" ({ci[k][0]:.3f}-{ci[k][1]:.3f})" if k in ci else ""
+            out.append(f"| {name} | {v:.3f}{interval} |")
+        if ci:
+            out.append("\n(95% bootstrap intervals over val videos in brackets.)")
+        diffs = m7.get("val_diff_ci", {})
+        if diffs:
+            out.append(
+                "\n| comparison (val, paired bootstrap over videos) | difference | 95% interval |\n|---|---|---|"
+            )
+            for k, d in diffs.items():
+                out.append(f"| {k} | {d['diff']:+.3f} | {d['ci'][0]:+.3f} to {d['ci'][1]:+.3f} |")
     if m6:
         out.append("\n| object predictor (val, frame 22) | true masks in | U-Net masks in |\n|---|---|---|")
         for k, v in m6["val_table"].items():

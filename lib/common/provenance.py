@@ -10,6 +10,7 @@ executed notebook's own record.
 """
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -59,9 +60,17 @@ def _cpus():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def write_provenance(run_dir):
+def write_provenance(run_dir, only=None):
+    """Writes provenance.json; a later call on the same folder (``ONLY="06 07" run_all.sh``) keeps the first
+    record and appends its own to ``reruns``, with the notebooks it reran."""
     path = resolve(run_dir) / "provenance.json"
-    save_json(path, collect())
+    record = collect()
+    if path.is_file():
+        first = json.loads(path.read_text())
+        rerun = {k: record[k] for k in ("written", "git_commit", "git_dirty", "device")}
+        first.setdefault("reruns", []).append({**rerun, "notebooks": only or "all"})
+        record = first
+    save_json(path, record)
     return path
 
 
@@ -78,7 +87,7 @@ def record_parameters(run_dir, executed_notebook):
 
 if __name__ == "__main__":
     if len(sys.argv) == 2:
-        print(f"[provenance] {write_provenance(sys.argv[1])}")
+        print(f"[provenance] {write_provenance(sys.argv[1], os.environ.get('ONLY'))}")
     elif len(sys.argv) == 3:
         record_parameters(sys.argv[1], sys.argv[2])
     else:
