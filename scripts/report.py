@@ -52,7 +52,9 @@ def render(run):
             + "".join(
                 f"; notebooks {r['notebooks']} rerun with commit `{(r.get('git_commit') or 'unknown')[:10]}`"
                 + (" (dirty tree)" if r.get("git_dirty") else "")
-                for r in p.get("reruns", [])
+                for r in {
+                    (r["notebooks"], r.get("git_commit"), r.get("git_dirty")): r for r in p.get("reruns", [])
+                }.values()
             )
             + ".\n"
         )

@@ -1,5 +1,12 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 
@@ -37,3 +44,21 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "browser: drives JupyterLab in headless Chromium (needs chromium, jupyterlab, playwright)"
     )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_all(profile, run_dir, overrides, timeout=1800):
+    """``run_all.sh PROFILE RUN_DIR`` with ``overrides`` as the RUN_PARAMS file (written beside the run folder),
+    this interpreter's environment first on PATH; returns the CompletedProcess."""
+    over = Path(run_dir).parent / f"{Path(run_dir).name}-override.yaml"
+    over.write_text(yaml.safe_dump(overrides))
+    env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = ["bash", str(ROOT / "run_all.sh"), profile, str(run_dir)]
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def read_metrics(run, name):
+    """A notebook's ``metrics/<name>.json`` in a run folder."""
+    return json.loads((Path(run) / "metrics" / f"{name}.json").read_text())

@@ -8,16 +8,13 @@ The smoke pipeline must finish, predict every hidden folder, and count every qui
 """
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
+from conftest import read_metrics, run_all
 from PIL import Image
 
 from lib.data import dataset as data
@@ -74,27 +71,10 @@ def quirk_run(tmp_path_factory):
     root = tmp / "data"
     prepare.prepare_dataset(root, COUNTS, seed=0, workers=2, progress=False)
     plant(root)
-    over = tmp / "override.yaml"
-    over.write_text(
-        yaml.safe_dump(
-            {"data_root": str(root), "figures_dir": str(tmp / "figures"), "n_hidden": COUNTS["hidden"], "policy": "pad"}
-        )
-    )
-    env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run(
-        ["bash", str(ROOT / "run_all.sh"), "smoke", str(tmp / "run")],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=2400,
-    )
+    over = {"data_root": str(root), "figures_dir": str(tmp / "figures"), "n_hidden": COUNTS["hidden"], "policy": "pad"}
+    proc = run_all("smoke", tmp / "run", over, timeout=2400)
     assert proc.returncode == 0, f"run_all.sh smoke on the quirks failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return tmp, root, tmp / "run"
-
-
-def metrics(run, name):
-    return json.loads((run / "metrics" / f"{name}.json").read_text())
 
 
 def test_nothing_crashes_and_provenance_is_written(quirk_run):
@@ -112,7 +92,7 @@ def test_one_prediction_per_hidden_folder_in_numeric_order(quirk_run):
     _, root, run = quirk_run
     folders = data.hidden_ids(root)
     assert folders == [15000, 15001, 15002, 15003]  # video_015002 and the stray video_notes, Thumbs.db
-    m = metrics(run, "07_predict_hidden")
+    m = read_metrics(run, "07_predict_hidden")
     sub = torch.load(m["submission"], weights_only=True)
     assert sub["ids"].tolist() == folders and sub["masks"].shape == (4, 160, 240)
     assert m["hidden_videos"] == m["hidden_folders"] == 4 and m["hidden_iou"] is not None  # scored on all 4
@@ -133,7 +113,7 @@ def test_one_prediction_per_hidden_folder_in_numeric_order(quirk_run):
 
 def test_the_report_counts_every_quirk(quirk_run):
     _, _, run = quirk_run
-    r = metrics(run, "00_synthetic_data")["reports"]
+    r = read_metrics(run, "00_synthetic_data")["reports"]
     assert r["train"]["packed"] == 4 and r["train"]["converted_frames"] == {"alpha": 1}
     assert r["train"]["masks"] == {"long_mask:23": 1}
     assert (r["train"]["stray_entries"], r["train"]["stray_files"]) == (1, 1)  # .DS_Store; desktop.ini
@@ -152,14 +132,14 @@ def test_policy_honoured_by_every_notebook(quirk_run):
     another (the padded val video is still in notebook 07's val table)."""
     _, root, run = quirk_run
     assert json.loads((root / ".cache" / "val" / "meta.json").read_text())["key"]["policy"] == "pad"
-    assert metrics(run, "07_predict_hidden")["val_videos"] == 4
+    assert read_metrics(run, "07_predict_hidden")["val_videos"] == 4
     for nb in NOTEBOOKS[1:]:
         assert "repacking" not in (run / "logs" / f"{nb.stem}.log").read_text(), nb.stem
 
 
 def test_intervals_written(quirk_run):
     _, _, run = quirk_run
-    m = metrics(run, "07_predict_hidden")
+    m = read_metrics(run, "07_predict_hidden")
     assert set(m["val_ci"]) == set(m["val_table"])
     for k, (lo, hi) in m["val_ci"].items():
         assert lo <= hi, k
@@ -168,4 +148,4 @@ def test_intervals_written(quirk_run):
         assert d["ci"][0] <= d["ci"][1]
     z = np.load(run / "metrics" / "07_val_confusion.npz")
     assert z["confusion"].shape == (len(m["val_table"]), 4, 49, 49) and z["ids"].tolist() == [1000, 1001, 1002, 1003]
-    assert "val_ci" in metrics(run, "06_objects")
+    assert "val_ci" in read_metrics(run, "06_objects")

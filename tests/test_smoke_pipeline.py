@@ -4,14 +4,12 @@ Each notebook's numbers get a floor that a broken stage would miss, not only 0 <
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import read_metrics, run_all
 
 from lib.common.metrics import jaccard
 
@@ -24,23 +22,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 def smoke_run(tmp_path_factory):
     """run_all.sh smoke, with data, figures and the run folder in a temporary directory."""
     tmp = tmp_path_factory.mktemp("smoke")
-    over = tmp / "override.yaml"
-    over.write_text(yaml.safe_dump({"data_root": str(tmp / "data"), "figures_dir": str(tmp / "figures")}))
-    env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run(
-        ["bash", str(ROOT / "run_all.sh"), "smoke", str(tmp / "run")],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    proc = run_all("smoke", tmp / "run", {"data_root": str(tmp / "data"), "figures_dir": str(tmp / "figures")})
     assert proc.returncode == 0, f"run_all.sh smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return tmp, proc.stdout
-
-
-def metrics(run, name):
-    return json.loads((run / "metrics" / f"{name}.json").read_text())
 
 
 def test_run_all_smoke_runs_every_notebook(smoke_run):
@@ -56,7 +40,7 @@ def test_run_all_smoke_runs_every_notebook(smoke_run):
 
 def test_notebook_00_generated_and_packed(smoke_run):
     tmp, _ = smoke_run
-    m = metrics(tmp / "run", "00_synthetic_data")
+    m = read_metrics(tmp / "run", "00_synthetic_data")
     smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
     assert m["action"] == "generated"
     assert m["counts"] == {
@@ -74,17 +58,7 @@ def test_notebook_00_generated_and_packed(smoke_run):
 
 def test_run_all_stops_at_first_failure(smoke_run, tmp_path):
     tmp, _ = smoke_run
-    over = tmp_path / "bad.yaml"
-    over.write_text(yaml.safe_dump({"data_root": str(tmp / "data"), "policy": "not-a-policy"}))
-    env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run(
-        ["bash", str(ROOT / "run_all.sh"), "smoke", str(tmp_path / "run")],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_all("smoke", tmp_path / "run", {"data_root": str(tmp / "data"), "policy": "not-a-policy"}, timeout=600)
     assert proc.returncode == 1
     assert "FAILED: 00_synthetic_data" in proc.stderr
     assert not (tmp_path / "run" / "notebooks" / "01_explore.ipynb").exists()
@@ -92,10 +66,10 @@ def test_run_all_stops_at_first_failure(smoke_run, tmp_path):
 
 def test_notebook_01_figures_and_metrics(smoke_run):
     tmp, _ = smoke_run
-    m = metrics(tmp / "run", "01_explore")
+    m = read_metrics(tmp / "run", "01_explore")
     assert m["figures"] and all((tmp / "figures" / Path(f).name).is_file() for f in m["figures"])
     assert m["copy_frame_iou_val"] == pytest.approx(
-        metrics(tmp / "run", "00_synthetic_data")["val_summary"]["copy_frame_iou"]
+        read_metrics(tmp / "run", "00_synthetic_data")["val_summary"]["copy_frame_iou"]
     )
     assert 3 <= m["objects_per_video"] <= 6  # the generator's 3-6 objects a video
 
@@ -107,7 +81,7 @@ def smoke_n(key):
 def test_notebooks_02_03_unet_and_labels(smoke_run):
     tmp, _ = smoke_run
     run = tmp / "run"
-    m2 = metrics(run, "02_unet")
+    m2 = read_metrics(run, "02_unet")
     assert (run / "unet" / "best.pt").is_file()
     # seconds of training find no objects yet, but a broken U-Net or labelling (wrong ids, shifted frames)
     # scores below predicting all background on the same frames
@@ -117,7 +91,7 @@ def test_notebooks_02_03_unet_and_labels(smoke_run):
     assert (run / "unet" / "log.csv").read_text().startswith("epoch")
     for name in ("02_unet_curves", "02_unet_per_class_iou", "02_unet_confusion", "02_unet_qualitative"):
         assert (tmp / "figures" / f"{name}.png").is_file()
-    m3 = metrics(run, "03_label")
+    m3 = read_metrics(run, "03_label")
     for split, frames in (("train", 22), ("val", 22), ("unlabeled", 22), ("hidden", 11)):
         labels = np.load(run / "labels" / f"{split}.npy")
         ids = np.load(run / "labels" / f"{split}.ids.npy")
@@ -135,12 +109,12 @@ def test_notebooks_02_03_unet_and_labels(smoke_run):
 def test_notebooks_04_05_simvp_and_finetune(smoke_run):
     tmp, _ = smoke_run
     run = tmp / "run"
-    m4 = metrics(run, "04_simvp")
+    m4 = read_metrics(run, "04_simvp")
     assert (run / "simvp" / "best.pt").is_file() and "SimVP rollout (U-Net masks in)" in m4["val_table"]
     assert (tmp / "figures" / "04_simvp_rollouts.png").is_file()
     # with the copy prior, an untrained SimVP is the copy baseline; a broken rollout falls below it
     assert m4["val_table"]["SimVP rollout (U-Net masks in)"] >= m4["val_table"]["copy frame 11 (U-Net mask)"] - 0.02
-    m5 = metrics(run, "05_finetune")
+    m5 = read_metrics(run, "05_finetune")
     assert set(m5["histories"]) == {"ce", "ce+jaccard"} and Path(m5["checkpoint"]).is_file()
     assert (tmp / "figures" / "05_schedule.png").is_file()
 
@@ -148,7 +122,7 @@ def test_notebooks_04_05_simvp_and_finetune(smoke_run):
 def test_notebook_06_objects(smoke_run):
     tmp, _ = smoke_run
     run = tmp / "run"
-    m = metrics(run, "06_objects")
+    m = read_metrics(run, "06_objects")
     assert {"constant velocity", "constant velocity + friction", "physics (floor + collisions)"} <= set(m["val_table"])
     assert any(k.startswith("learned") for k in m["val_table"])
     table = m["val_table"]
@@ -166,7 +140,7 @@ def test_notebook_07_submission_contract(smoke_run):
     from lib.pipeline import check_submission
 
     tmp, _ = smoke_run
-    m = metrics(tmp / "run", "07_predict_hidden")
+    m = read_metrics(tmp / "run", "07_predict_hidden")
     smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
     sub = torch.load(m["submission"], weights_only=True)
     check_submission(sub, smoke["n_hidden"], data_root=tmp / "data")  # one mask per hidden folder on disk
@@ -217,5 +191,5 @@ def test_notebook_04_with_the_real_openstl_backend(smoke_run, tmp_path):
     )
     ckpt = torch.load(run / "simvp" / "best.pt", weights_only=False)
     assert ckpt["config"]["backend"] == "openstl"
-    m = metrics(run, "04_simvp")
+    m = read_metrics(run, "04_simvp")
     assert m["val_table"]["SimVP rollout (U-Net masks in)"] >= m["val_table"]["copy frame 11 (U-Net mask)"] - 0.02
