@@ -14,7 +14,7 @@ time estimates of scripts/estimate_time.py, the seconds of each step and of infe
 rollout steps) in the precision the notebooks use on that device.
 
     python scripts/bench_memory.py                            # CPU, batches 1 2 -> results/memory_cpu.json (~30 min on 2 cores)
-    python scripts/bench_memory.py --device cuda --batches 1 2 4 --out results/memory_cuda.json
+    python scripts/bench_memory.py --device cuda --batches 1 2 4 --out runs/gpu-check/memory_cuda.json
     python scripts/bench_memory.py --tiny --out /tmp/m.json   # smoke sizes, seconds (the tests)
 """
 

@@ -3,7 +3,7 @@
 Throughput comes from a memory benchmark file of scripts/bench_memory.py, which times one training step of
 each full-size model (U-Net, SimVP, fine-tuning with the longest rollout) and inference (U-Net frames, SimVP
 rollout steps) in the precisions the notebooks use on that device: results/memory_cpu.json for this CPU,
-results/memory_cuda.json once a GPU has run scripts/gpu_check.sh. The counts (videos, epochs, batches,
+runs/gpu-check/memory_cuda.json once a GPU has run scripts/gpu_check.py. The counts (videos, epochs, batches,
 evaluation subsets) are the notebooks' parameters with the profile's files over them.
 
 Assumptions: data loading overlaps compute (workers); a fine-tuning step costs a one-step training step plus, with
@@ -13,7 +13,7 @@ DECODE_S a frame (README benchmark, CPU); notebooks 01 and 06 (CPU analysis and 
 figures are not estimated.
 
     python scripts/estimate_time.py                                  # full profile, this CPU's measurements
-    python scripts/estimate_time.py --bench results/memory_cuda.json
+    python scripts/estimate_time.py --bench runs/gpu-check/memory_cuda.json
     python scripts/estimate_time.py --params params/full-rehearsal.yaml   # with RUN_PARAMS-style overrides
 """
 

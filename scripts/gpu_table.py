@@ -5,10 +5,10 @@ fine-tuning steps, with AMP) and applies lib.common.memory.fit_micro_batch, the 
 to each GPU's memory: free = the card's memory as nvidia-smi reports it, less the CUDA context (CUDA_CONTEXT)
 and the model's float32 weights; the rule then keeps FRACTION of that, less RESERVE and the optimizer state
 (gradients + Adam moments). On a CPU benchmark the bfloat16 figures stand in for float16 (two bytes an
-activation either way); a CUDA benchmark (results/memory_cuda.json) is used as measured.
+activation either way); a CUDA benchmark (memory_cuda.json of scripts/gpu_check.py) is used as measured.
 
     python scripts/gpu_table.py                                   # from results/memory_cpu.json
-    python scripts/gpu_table.py --bench results/memory_cuda.json --precision fp32
+    python scripts/gpu_table.py --bench runs/gpu-check/memory_cuda.json --precision fp32
 """
 
 import argparse

@@ -34,8 +34,9 @@ from torch.utils.data import default_collate
 from lib.common.trainer import get_rng_state, inference_dtype, set_rng_state, unwrap
 
 GiB = 2**30
-# peak memory of a training step per sample / bytes saved for backward per sample (scripts/bench_memory.py;
-# the largest ratio measured over the full-size U-Net, SimVP and fine-tuning steps, rounded up)
+# peak memory of a training step per sample / bytes saved for backward per sample (scripts/bench_memory.py):
+# on this project's CPU 0.5-1.26 over the full-size U-Net, SimVP and fine-tuning steps, float32 and bfloat16
+# (results/memory_cpu.json), so 1.3; CUDA: the same until scripts/gpu_check.py measures it
 PEAK_OVER_SAVED = {"cpu": 1.3, "cuda": 1.3}
 FRACTION = {"cpu": 0.75, "cuda": 0.9}  # of the free memory; the CPU's is shared with the rest of the machine
 RESERVE = {"cpu": 1.0 * GiB, "cuda": 1.0 * GiB}
