@@ -44,6 +44,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "browser: drives JupyterLab in headless Chromium (needs chromium, jupyterlab, playwright)"
     )
+    config.addinivalue_line(
+        "markers", "rehearsal: the full profile rehearsed on the CPU (slow too; about 15-35 min on 2 cores)"
+    )
 
 
 ROOT = Path(__file__).resolve().parents[1]

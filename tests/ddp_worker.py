@@ -1,5 +1,6 @@
 """A tiny training run used by test_distributed.py: `torchrun --standalone --nproc_per_node=2 -m tests.ddp_worker OUT`
-(or `python -m tests.ddp_worker OUT` for the single-process reference)."""
+(or `python -m tests.ddp_worker OUT` for the single-process reference); `... OUT MICRO_BATCH` accumulates
+gradients over micro-batches of that many samples."""
 
 import json
 import sys
@@ -14,7 +15,7 @@ from lib.common.trainer import epoch_loader, fit, unwrap
 N, GLOBAL_BATCH, EPOCHS = 48, 8, 2
 
 
-def main(out):
+def main(out, micro_batch=None):
     rank, world, device = distributed.setup("cpu")
     torch.manual_seed(0)
     x, y = torch.randn(N, 6), torch.randn(N, 2)
@@ -44,6 +45,7 @@ def main(out):
         monitor="train_loss",
         mode="min",
         progress=False,
+        micro_batch=micro_batch,
     )
     Path(out, f"seen_{rank}.json").write_text(json.dumps(seen))
     if rank == 0:
@@ -52,4 +54,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
 
 
-def _run(cmd, out):
+def _run(cmd, out, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    p = subprocess.run(cmd + [str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(cmd + [str(out), *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     return torch.load(out / "final.pt", weights_only=False)
 
@@ -40,6 +40,19 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     for a, b in zip(single["history"], ddp["history"]):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
     assert (tmp_path / "ddp" / "ckpt" / "last.pt").is_file()
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun not found")
+def test_micro_batches_under_torchrun_match_whole_batches(tmp_path):
+    """Each rank's 4 samples in micro-batches of 2 (no all-reduce until the last piece, DDP's no_sync) against
+    one process taking the global batch of 8 at once: the same weights (tolerance 1e-5, as above)."""
+    single = _run([sys.executable, "-m", "tests.ddp_worker"], tmp_path / "single")
+    ddp = _run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "tests.ddp_worker"], tmp_path / "ddp", "2")
+    assert ddp["world"] == 2
+    for k, v in single["state"].items():
+        torch.testing.assert_close(ddp["state"][k], v, atol=1e-5, rtol=1e-5)
+    for a, b in zip(single["history"], ddp["history"]):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
 
 
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun not found")

@@ -21,6 +21,7 @@ an ``EpochSampler`` (which splits by rank) or a ``DistributedSampler``. On resum
 rank 0's RNG states.
 """
 
+import contextlib
 import csv
 import json
 import math
@@ -42,6 +43,10 @@ RESUME_IGNORE = ("device", "num_workers", "progress", "log_every", "out_dir", "r
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or belongs to a different experiment."""
+
+
+class OutOfMemory(MemoryError):
+    """A training step ran out of device memory; the message names the setting to lower (``micro_batch``)."""
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -272,6 +277,82 @@ def _make_scheduler(name, optimizer, lr, total_steps):
     raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'none', not {name!r}")
 
 
+def _micro_batches(batch, micro_batch):
+    """``batch`` (a tensor, or a tuple/list/dict of them, samples along dim 0) in pieces of at most
+    ``micro_batch`` samples (balanced: 16 by 5 -> 4, 4, 4, 4), each with its share of the batch; one piece
+    when ``micro_batch`` is None or not smaller than the batch."""
+    first = batch
+    while not torch.is_tensor(first):
+        first = next(iter(first.values())) if isinstance(first, dict) else first[0]
+    n = len(first)
+    k = 1 if not micro_batch or micro_batch >= n else -(-n // int(micro_batch))
+    if k == 1:
+        return [(batch, 1.0)]
+
+    def split(x):
+        if torch.is_tensor(x):
+            return torch.tensor_split(x, k)
+        if isinstance(x, dict):
+            parts = {key: split(v) for key, v in x.items()}
+            return [{key: parts[key][i] for key in x} for i in range(k)]
+        if isinstance(x, (tuple, list)):
+            return [type(x)(p) for p in zip(*(split(v) for v in x))]
+        return [x] * k
+
+    return [(piece, len(part) / n) for piece, part in zip(split(batch), torch.tensor_split(first, k))]
+
+
+def _train_step(model, loss_fn, batch, device, micro_batch, cast, scaler, check_finite):
+    """Forward and backward of one batch, in micro-batches whose gradients add up to the whole batch's
+    (each piece's mean loss weighted by its share; exact for losses that are means over samples, such as
+    cross-entropy; batch-pooled terms (soft Jaccard, Lovasz) and BatchNorm statistics are then per piece).
+    A loss object with ``prepare(batch)`` draws the batch's randomness once (flips, rollout or not) and its
+    ``compute(model, batch, device)`` is applied to each piece. Under DDP only the last piece all-reduces.
+    Returns the batch's loss (detached)."""
+    if hasattr(loss_fn, "prepare"):
+        batch, loss_fn = loss_fn.prepare(batch), loss_fn.compute
+    pieces = _micro_batches(batch, micro_batch)
+    total = 0.0
+    for j, (piece, share) in enumerate(pieces):
+        sync = j == len(pieces) - 1 or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if sync else model.no_sync():
+            with torch.autocast(device.type, dtype=cast[0], enabled=cast[1]):
+                loss = loss_fn(model, piece, device)
+            if check_finite and not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()}")
+            scaler.scale(loss * share if share != 1.0 else loss).backward()
+        total = total + loss.detach().float() * share
+    return total
+
+
+def _is_oom(e):
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    text = str(e)
+    return isinstance(e, oom) or (
+        isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+    )
+
+
+def _oom_message(device, batch_size, micro_batch, err):
+    n = micro_batch if micro_batch and batch_size and micro_batch < batch_size else batch_size
+    if n and n > 1:
+        hint = (
+            f"set micro_batch lower (e.g. micro_batch = {n // 2}) in the notebook's parameters or the params "
+            "file: gradients are accumulated, so batch_size and the recipe stay the same"
+        )
+    else:
+        hint = (
+            "one sample at a time does not fit: free device memory (restart the kernel, close other "
+            "notebooks) or use a device with more memory"
+        )
+    said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return (
+        f"out of memory on {device} in a training step of {n} samples at once (batch_size {batch_size}, "
+        f"micro_batch {micro_batch}); {hint}. Memory per sample: README, 'The full profile on a GPU'. "
+        f"torch said: {said}"
+    )
+
+
 # ---------------------------------------------------------------------------------------------- the loop
 def fit(
     model,
@@ -298,6 +379,7 @@ def fit(
     resume=True,
     stop_after=None,
     data=None,
+    micro_batch=None,
 ):
     """Train ``model``; returns the history (one dict per epoch).
 
@@ -316,6 +398,10 @@ def fit(
     - ``data``: fingerprints of the data (e.g. ``{"train": packed.fingerprint, ...}``), stored in every
       checkpoint; resuming refuses a checkpoint made on other data (or made without them) when it is given.
     - Seeds torch/numpy/python with ``seed`` at a fresh start; seed yourself before building the model.
+    - ``micro_batch``: at most that many samples per forward/backward, gradients accumulated over the batch
+      (``_train_step``; same weights as whole batches within float tolerance, tests/test_memory.py; None: whole
+      batches). ``lib.common.memory.choose_micro_batch`` picks one that fits the device. Running out of memory
+      raises ``OutOfMemory`` naming the setting to lower.
     """
     out_dir = Path(out_dir)
     device = auto_device(device)
@@ -398,12 +484,23 @@ def fit(
                 break
             if hasattr(loss_fn, "set_step"):
                 loss_fn.set_step((epoch - 1) * steps + i, epochs * steps)
-            with torch.autocast(device.type, dtype=cast_dtype, enabled=use_amp or cpu_bf16):
-                loss = loss_fn(model, batch, device)
-            if not use_amp and not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} step {i}")
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            oom = None
+            try:
+                loss = _train_step(
+                    model, loss_fn, batch, device, micro_batch, (cast_dtype, use_amp or cpu_bf16), scaler, not use_amp
+                )
+            except FloatingPointError as e:
+                raise FloatingPointError(f"{e} at epoch {epoch} step {i}") from None
+            except Exception as e:
+                if not _is_oom(e):
+                    raise
+                oom = _oom_message(device, getattr(train_loader, "batch_size", None), micro_batch, e)
+            if oom is not None:  # outside the except block, so the failed step's tensors are freed first
+                opt.zero_grad(set_to_none=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                raise OutOfMemory(oom)
             if grad_clip:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 
 from lib.common.distributed import main_first, per_rank_batch, wrap
 from lib.common.losses import SegLoss
+from lib.common.memory import choose_micro_batch
 from lib.common.metrics import jaccard
-from lib.common.trainer import auto_device, epoch_loader, fit, load_checkpoint
+from lib.common.trainer import auto_device, epoch_loader, fit, is_main, load_checkpoint
 from lib.data import dataset as data
 from lib.forecasting.simvp import MaskSimVP, rollout
 from lib.segmentation.label import labels_meta, load_labels
@@ -47,6 +48,7 @@ DEFAULTS = dict(
     use_unlabeled=True,
     steps_per_epoch=None,
     eval_videos=60,
+    micro_batch=None,
     num_workers=0,
     seed=0,
 )
@@ -64,6 +66,7 @@ FT_DEFAULTS = dict(
     use_unlabeled=True,
     steps_per_epoch=None,
     eval_videos=60,
+    micro_batch=None,
     num_workers=0,
     seed=0,
 )
@@ -97,15 +100,24 @@ def _flip(x, y, p):
 
 
 class OneStep:
-    """Cross-entropy of the next frame from the 11 before it."""
+    """Cross-entropy of the next frame from the 11 before it.
+
+    ``prepare`` draws the batch's flips, ``compute`` is the loss of a prepared batch or a piece of one
+    (``fit`` splits prepared batches into micro-batches); calling the object does both."""
 
     def __init__(self, flip=0.5):
         self.flip = flip
 
-    def __call__(self, model, batch, device):
-        x, y = _flip(*batch, self.flip)
+    def prepare(self, batch):
+        return _flip(*batch, self.flip)
+
+    def compute(self, model, batch, device):
+        x, y = batch
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         return F.cross_entropy(model(x).float(), y[:, 0])
+
+    def __call__(self, model, batch, device):
+        return self.compute(model, self.prepare(batch), device)
 
 
 class ScheduledSampling:
@@ -129,12 +141,20 @@ class ScheduledSampling:
     def set_step(self, step, total):
         self.k, self.p = self.schedule(step, total)
 
-    def __call__(self, model, batch, device):
+    def prepare(self, batch):
+        """Flips and whether this batch rolls out (one draw for the batch, shared by its micro-batches)."""
         x, y = _flip(*batch, self.flip)
+        return x, y, self.k > 1 and float(torch.rand(())) < self.p
+
+    def __call__(self, model, batch, device):
+        return self.compute(model, self.prepare(batch), device)
+
+    def compute(self, model, batch, device):
+        x, y, roll = batch
         clip = torch.cat([x, y], 1).to(device, non_blocking=True)  # (B, 11 + max_rollout, H, W)
         n_in, k = x.shape[1], self.k
         window = clip[:, :n_in]
-        if k > 1 and float(torch.rand(())) < self.p:
+        if roll:
             with torch.no_grad():
                 window = torch.cat([window[:, k - 1 :], rollout(model, window, k - 1, return_all=True)], 1)
         else:
@@ -226,11 +246,14 @@ def train_simvp(data_root, labels_dir, out_dir, progress=True, device=None, poli
     loader = epoch_loader(
         ds, per_rank_batch(cfg["batch_size"]), seed=cfg["seed"], num_workers=cfg["num_workers"], drop_last=True
     )
-    config = {"model": "simvp", **cfg, "params": params, "windows": len(ds), **sizes}
+    step = OneStep(cfg["flip"])
+    micro, memory = choose_micro_batch(cfg["micro_batch"], loader, model, step, device, progress=progress and is_main())
+    # micro_batch is left out of the checkpoint's config: it does not change the experiment, resuming may change it
+    config = {"model": "simvp", **_without(cfg, "micro_batch"), "params": params, "windows": len(ds), **sizes}
     history = fit(
         model,
         loader,
-        OneStep(cfg["flip"]),
+        step,
         _evaluator(val_in, val_true, cfg["batch_size"]),
         out_dir,
         config,
@@ -243,9 +266,14 @@ def train_simvp(data_root, labels_dir, out_dir, progress=True, device=None, poli
         seed=cfg["seed"],
         max_steps_per_epoch=cfg["steps_per_epoch"],
         data={**fps, "val": val_fp, "labels": labels_meta_keys(labels_dir, cfg["use_unlabeled"])},
+        micro_batch=micro,
     )
     model, config = load_simvp_checkpoint(Path(out_dir) / "best.pt", device)
-    return model, history, config
+    return model, history, {**config, "memory": memory}
+
+
+def _without(d, *keys):
+    return {k: v for k, v in d.items() if k not in keys}
 
 
 def finetune_simvp(
@@ -287,10 +315,11 @@ def finetune_simvp(
         SegLoss(ce=cfg["ce"], jaccard=cfg["jaccard"], lovasz=cfg["lovasz"]),
         cfg["flip"],
     )
+    micro, memory = choose_micro_batch(cfg["micro_batch"], loader, model, step, device, progress=progress and is_main())
     config = {
         **{k: base_cfg[k] for k in MODEL_KEYS},
         "model": "simvp",
-        "finetune": cfg,
+        "finetune": _without(cfg, "micro_batch"),
         "init": str(init_checkpoint),
         "init_val_iou": start_iou,
         **sizes,
@@ -312,6 +341,7 @@ def finetune_simvp(
             max_steps_per_epoch=cfg["steps_per_epoch"],
             stop_after=epoch,
             data=fingerprints,
+            micro_batch=micro,
         )
         best_epoch = max(history, key=lambda r: r["val_iou"])["epoch"]
         if cfg["patience"] and len(history) - best_epoch >= cfg["patience"]:
@@ -323,4 +353,5 @@ def finetune_simvp(
         model, _ = load_simvp_checkpoint(Path(out_dir) / "best.pt", device)
     else:
         model = load_simvp_checkpoint(init_checkpoint, device)[0]
-    return model, history, {**config, "selected": "finetuned" if best["val_iou"] > start_iou else "initial"}
+    selected = "finetuned" if best["val_iou"] > start_iou else "initial"
+    return model, history, {**config, "selected": selected, "memory": memory}

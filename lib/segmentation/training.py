@@ -11,8 +11,9 @@ import torch
 
 from lib.common.distributed import main_first, per_rank_batch, wrap
 from lib.common.losses import SegLoss
+from lib.common.memory import choose_micro_batch
 from lib.common.metrics import IoUMeter
-from lib.common.trainer import auto_device, epoch_loader, fit, load_checkpoint
+from lib.common.trainer import auto_device, epoch_loader, fit, is_main, load_checkpoint
 from lib.data import dataset as data
 from lib.segmentation.augment import Augment
 from lib.segmentation.decode import DECODES
@@ -41,6 +42,7 @@ DEFAULTS = dict(
     eval_videos=40,
     eval_frames=6,
     cpu_amp=True,
+    micro_batch=None,
     num_workers=0,
     seed=0,
 )
@@ -134,11 +136,16 @@ def train_unet(data_root, out_dir, progress=True, device=None, policy="skip", **
         r = evaluate(model, val, device, ev_videos, ev_frames)
         return {"val_iou": r["val_iou"]}
 
-    config = {"model": "unet", **cfg, "params": params, "train_videos": len(train)}
+    step = _SegStep(SegLoss(ce=cfg["ce"], jaccard=cfg["jaccard"], lovasz=cfg["lovasz"]))
+    micro, memory = choose_micro_batch(
+        cfg["micro_batch"], loader, model, step, device, cpu_amp=cfg["cpu_amp"], progress=progress and is_main()
+    )
+    # micro_batch is left out of the checkpoint's config: it does not change the experiment, resuming may change it
+    config = {"model": "unet", **_without(cfg, "micro_batch"), "params": params, "train_videos": len(train)}
     history = fit(
         model,
         loader,
-        _SegStep(SegLoss(ce=cfg["ce"], jaccard=cfg["jaccard"], lovasz=cfg["lovasz"])),
+        step,
         ev,
         out_dir,
         config,
@@ -152,9 +159,14 @@ def train_unet(data_root, out_dir, progress=True, device=None, policy="skip", **
         seed=cfg["seed"],
         max_steps_per_epoch=cfg["steps_per_epoch"],
         data={"train": train.fingerprint, "val": val.fingerprint},
+        micro_batch=micro,
     )
     model, _ = load_unet(Path(out_dir) / "best.pt", device)
-    return model, history, config
+    return model, history, {**config, "memory": memory}
+
+
+def _without(d, *keys):
+    return {k: v for k, v in d.items() if k not in keys}
 
 
 def load_unet(path, device=None):
