@@ -4,4 +4,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/env.sh
-python -m pytest "$@"
+python -m pytest --durations=12 "$@"   # the slowest tests, with their times, at the end
