@@ -170,7 +170,7 @@ def main():
         cmd += ["--tiny", "--precisions", "amp"] if a.tiny else ["--batches", "1", "2", "4", "--repeat", "3"]
         record["bench_exit"] = sh(cmd, out / "bench.log", a.dry)
         if not a.dry and bench.is_file():
-            for script, log in (("gpu_table.py", "gpu_table.md"), ("estimate_time.py", "estimate_time.md")):
+            for script, log in (("gpu_table.py", "gpu_table.log"), ("estimate_time.py", "estimate_time.log")):
                 sh([sys.executable, ROOT / "scripts" / script, "--bench", bench], out / log, False)
                 print((out / log).read_text(), flush=True)
     if not a.dry:

@@ -93,8 +93,8 @@ def test_gpu_check_runs_on_the_cpu_at_smoke_sizes(tmp_path):
         assert r["peak_gb"] > 0
     bench = json.loads((out / "memory_cpu.json").read_text())
     assert set(bench["steps"]) == {"unet", "simvp", "finetune"} and bench["profile"] == "smoke"
-    assert "| T4 16 GB (Colab) |" in (out / "gpu_table.md").read_text()
-    assert "| 04_simvp |" in (out / "estimate_time.md").read_text()
+    assert "| T4 16 GB (Colab) |" in (out / "gpu_table.log").read_text()
+    assert "| 04_simvp |" in (out / "estimate_time.log").read_text()
 
 
 def test_gpu_check_dry_lists_the_rehearsal(tmp_path):
