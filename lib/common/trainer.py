@@ -445,15 +445,15 @@ def fit(
                 f"checkpoint {last_path} was made with a different config; differing keys: {', '.join(diff)}. "
                 "Use another out_dir, or resume=False to start over (it overwrites this run)."
             )
-        if data is not None and _plain(ckpt.get("data")) != _plain(data):
-            old = _plain(ckpt.get("data"))
+        old, new = _plain(ckpt.get("data")), _plain(data)
+        if data is not None and old != new:
             keys = (
-                sorted(k for k in set(old) | set(_plain(data)) if old.get(k) != _plain(data).get(k))
-                if isinstance(old, dict) and isinstance(data, dict)
+                sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                if isinstance(old, dict) and isinstance(new, dict)
                 else []
             )
             raise CheckpointError(
-                f"checkpoint {last_path} was made on other data ({old} here, this run: {_plain(data)}"
+                f"checkpoint {last_path} was made on other data ({old} here, this run: {new}"
                 + (f"; differing: {', '.join(keys)}" if keys else "")
                 + "). Use another out_dir, or resume=False to start over (it overwrites this run)."
             )
