@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import default_collate
 
-from lib.common.trainer import get_rng_state, inference_dtype, set_rng_state, unwrap
+from lib.common.trainer import get_rng_state, set_rng_state, train_autocast, unwrap
 
 GiB = 2**30
 # peak memory of a training step per sample / bytes saved for backward per sample (scripts/bench_memory.py):
@@ -80,15 +80,6 @@ def saved_bytes(fn, *args, exclude=(), **kwargs):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn(*args, **kwargs)
     return out, sum(seen.values())
-
-
-def train_autocast(device, amp=True, cpu_amp=False):
-    """The autocast ``fit`` trains under: float16 on CUDA when ``amp``, bfloat16 on a CPU with native bf16
-    when ``cpu_amp``, none otherwise."""
-    device = torch.device(device)
-    cuda = bool(amp) and device.type == "cuda"
-    cpu = bool(cpu_amp) and device.type == "cpu" and inference_dtype(device) == torch.bfloat16
-    return torch.autocast(device.type, dtype=torch.float16 if cuda else torch.bfloat16, enabled=cuda or cpu)
 
 
 def sample_cost(model, loss_fn, sample, device, amp=True, cpu_amp=False):

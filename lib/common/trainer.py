@@ -92,6 +92,15 @@ def inference_autocast(device, enabled=True):
     return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=enabled and dtype is not None)
 
 
+def train_autocast(device, amp=True, cpu_amp=False):
+    """The autocast ``fit`` trains under: float16 on CUDA when ``amp``, bfloat16 on a CPU with native bf16
+    when ``cpu_amp``, none otherwise."""
+    device = torch.device(device)
+    cuda = bool(amp) and device.type == "cuda"
+    cpu = bool(cpu_amp) and device.type == "cpu" and inference_dtype(device) == torch.bfloat16
+    return torch.autocast(device.type, dtype=torch.float16 if cuda else torch.bfloat16, enabled=cuda or cpu)
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -302,13 +311,13 @@ def _micro_batches(batch, micro_batch):
     return [(piece, len(part) / n) for piece, part in zip(split(batch), torch.tensor_split(first, k))]
 
 
-def _train_step(model, loss_fn, batch, device, micro_batch, cast, scaler, check_finite):
+def _train_step(model, loss_fn, batch, device, micro_batch, autocast, scaler, check_finite):
     """Forward and backward of one batch, in micro-batches whose gradients add up to the whole batch's
     (each piece's mean loss weighted by its share; exact for losses that are means over samples, such as
     cross-entropy; batch-pooled terms (soft Jaccard, Lovasz) and BatchNorm statistics are then per piece).
     A loss object with ``prepare(batch)`` draws the batch's randomness once (flips, rollout or not) and its
     ``compute(model, batch, device)`` is applied to each piece. Under DDP only the last piece all-reduces.
-    Returns the batch's loss (detached)."""
+    ``autocast`` (``train_autocast``) is entered for each forward pass. Returns the batch's loss (detached)."""
     if hasattr(loss_fn, "prepare"):
         batch, loss_fn = loss_fn.prepare(batch), loss_fn.compute
     pieces = _micro_batches(batch, micro_batch)
@@ -316,7 +325,7 @@ def _train_step(model, loss_fn, batch, device, micro_batch, cast, scaler, check_
     for j, (piece, share) in enumerate(pieces):
         sync = j == len(pieces) - 1 or not hasattr(model, "no_sync")
         with contextlib.nullcontext() if sync else model.no_sync():
-            with torch.autocast(device.type, dtype=cast[0], enabled=cast[1]):
+            with autocast:
                 loss = loss_fn(model, piece, device)
             if check_finite and not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()}")
@@ -406,9 +415,8 @@ def fit(
     out_dir = Path(out_dir)
     device = auto_device(device)
     model.to(device)
-    use_amp = bool(amp) and device.type == "cuda"
-    cpu_bf16 = bool(cpu_amp) and device.type == "cpu" and inference_dtype(device) == torch.bfloat16
-    cast_dtype = torch.float16 if use_amp else torch.bfloat16
+    use_amp = bool(amp) and device.type == "cuda"  # float16 autocast and a gradient scaler
+    autocast = train_autocast(device, amp, cpu_amp)  # entered anew for each forward pass
     config = _plain(config or {})
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
     if steps == 0:
@@ -488,7 +496,14 @@ def fit(
             oom = None
             try:
                 loss = _train_step(
-                    model, loss_fn, batch, device, micro_batch, (cast_dtype, use_amp or cpu_bf16), scaler, not use_amp
+                    model,
+                    loss_fn,
+                    batch,
+                    device,
+                    micro_batch,
+                    autocast,
+                    scaler,
+                    not use_amp,
                 )
             except FloatingPointError as e:
                 raise FloatingPointError(f"{e} at epoch {epoch} step {i}") from None
