@@ -70,7 +70,7 @@ def child(spec):
     from lib.common.classes import NUM_CLASSES
     from lib.common.losses import SegLoss
     from lib.common.memory import sample_cost
-    from lib.common.trainer import _train_step, inference_autocast
+    from lib.common.trainer import _train_step, inference_autocast, train_autocast
     from lib.forecasting.simvp import rollout
     from lib.forecasting.training import OneStep, ScheduledSampling, build_simvp
     from lib.segmentation.training import _SegStep, build_unet
@@ -121,7 +121,7 @@ def child(spec):
         model.train()
         opt = torch.optim.Adam(model.parameters(), 1e-4)
         scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp)
-        cast = (torch.float16 if cuda else torch.bfloat16, amp)
+        cast = train_autocast(device, amp, cpu_amp=amp)  # as fit: float16 on CUDA, bfloat16 on a bf16 CPU
         for _ in range(spec["repeat"]):
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
