@@ -94,9 +94,29 @@ def render(run):
             for k, d in diffs.items():
                 out.append(f"| {k} | {d['diff']:+.3f} | {d['ci'][0]:+.3f} to {d['ci'][1]:+.3f} |")
     if m6:
-        out.append("\n| object predictor (val, frame 22) | true masks in | U-Net masks in |\n|---|---|---|")
-        for k, v in m6["val_table"].items():
-            out.append(f"| {k} | {v['true']:.3f} | {v['unet']:.3f} |")
+        share = m6.get("gap_share", {})
+        out.append(
+            "\n| object predictor (val, frame 22) | true masks in | U-Net masks in | share of the oracle gap (U-Net) |"
+            "\n|---|---|---|---|"
+        )
+        for k, v in {**m6["val_table"], **m6.get("oracle_table", {})}.items():
+            s = share.get(k, {}).get("unet")
+            out.append(f"| {k} | {v['true']:.3f} | {v['unet']:.3f} | {'' if s is None else f'{s:.0%}'} |")
+        costs = m6.get("failure_costs", {})
+        if costs:
+            names = list(costs)
+            out.append(
+                "\n| failure category (val, U-Net masks in) | objects | "
+                + " | ".join(f"IoU it costs: {n}" for n in names)
+                + " |\n|---|---|"
+                + "---|" * len(names)
+            )
+            for cat, c in costs[names[0]].items():
+                out.append(
+                    f"| {cat} | {c['objects']} | "
+                    + " | ".join(f"{costs[n][cat]['iou_cost']:.3f}" for n in names)
+                    + " |"
+                )
     if m5:
         out.append("\n| SimVP fine-tuning (val) | IoU |\n|---|---|")
         for k, v in m5["val_table"].items():

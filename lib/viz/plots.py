@@ -449,3 +449,34 @@ def curves(history, panels, figsize=None):
         ax.set(xlabel="epoch", ylabel=label)
     fig.tight_layout()
     return fig
+
+
+def oracle_figure(rows, costs, title="Where frame-22 IoU is lost (val)"):
+    """Left: IoU of predictors and oracles ({name: {source: IoU}}, one bar per source); right: the IoU each
+    failure category costs ({predictor: {category: {"iou_cost": x, "objects": n}}}, lib/objects/oracle.py)."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.35 * max(len(rows), 6) + 1.2))
+    names = list(rows)
+    sources = list(dict.fromkeys(s for r in rows.values() for s in r))
+    y = np.arange(len(names))
+    h = 0.8 / max(len(sources), 1)
+    for j, src in enumerate(sources):
+        a1.barh(y - 0.4 + h * (j + 0.5), [rows[n].get(src, np.nan) for n in names], h, label=f"{src} inputs")
+    a1.set_yticks(y, names, fontsize=7)
+    a1.invert_yaxis()
+    a1.set_xlim(0, 1)
+    a1.set_xlabel("frame-22 IoU")
+    a1.legend(fontsize=7, loc="upper right")
+    a1.set_title(title, fontsize=9)
+    preds = list(costs)
+    cats = list(dict.fromkeys(c for v in costs.values() for c in v))
+    x = np.arange(len(cats))
+    w = 0.8 / max(len(preds), 1)
+    for j, name in enumerate(preds):
+        a2.bar(x - 0.4 + w * (j + 0.5), [costs[name][c]["iou_cost"] for c in cats], w, label=name)
+    first = costs[preds[0]] if preds else {}
+    a2.set_xticks(x, [f"{c}\n({first[c]['objects']} objects)" for c in cats], fontsize=7)
+    a2.set_ylabel("IoU gained if these objects were right")
+    a2.legend(fontsize=7)
+    a2.set_title("What each failure category costs (U-Net inputs)", fontsize=9)
+    fig.tight_layout()
+    return fig
