@@ -67,19 +67,30 @@ def oracle_video(masks_in, true_video, level="position", size_b=0.0, min_area=1,
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     masks_in, true_video = _check(masks_in, true_video)
     true22 = true_video[O.TARGET]
-    tr = {c: t for c, t in O.tracks(masks_in, min_area, area_ratio, size_b, denoise).items() if t.ref_frame >= 0}
     entrants = entrant_ids(true_video) if level != "position" else []
     if level == "shapes":
-        keep = np.isin(true22, list(tr) + entrants)
+        tr = O.tracks(masks_in, min_area, area_ratio, size_b, denoise)
+        keep = np.isin(true22, [c for c, t in tr.items() if t.ref_frame >= 0] + entrants)
         return np.where(keep, true22, 0).astype(np.uint8)
+    preds = oracle_predictions(masks_in, true_video, size_b, min_area, denoise, area_ratio)
+    out = O.render(masks_in, preds, denoise=denoise)
+    for cid in entrants:
+        out[true22 == cid] = cid
+    return out
+
+
+def oracle_predictions(masks_in, true_video, size_b=0.0, min_area=1, denoise=False, area_ratio=0.75):
+    """{cid: ObjectPrediction} of the position oracle: each input object present in the true frame 22 moved to
+    its true centroid and scaled to its true size (module doc); ``tracks.render`` draws them."""
+    masks_in, true_video = _check(masks_in, true_video)
+    tr = O.tracks(masks_in, min_area, area_ratio, size_b, denoise)
     truth = O.tracks(true_video[: O.TARGET + 1], 1, area_ratio, size_b)  # whole (clean) or not at frame 22
-    now = O.frame_stats(true22)
+    now = O.frame_stats(true_video[O.TARGET])
     preds = {}
     for cid, t in tr.items():
-        if cid not in now:
+        if cid not in now or t.ref_frame < 0:
             continue
-        ref = t.ref_frame
-        ys, xs = O.object_pixels(masks_in, cid, ref, denoise)
+        ys, xs = O.object_pixels(masks_in, cid, t.ref_frame, denoise)
         if not len(ys):
             continue
         area, cy, cx, _ = now[cid]
@@ -88,11 +99,8 @@ def oracle_video(masks_in, true_video, level="position", size_b=0.0, min_area=1,
             scale = float(np.sqrt(area / len(ys)))
         else:
             scale = float(O.size_scale(cy, size_b) / O.size_scale(c[0], size_b))
-        preds[cid] = O.ObjectPrediction(cid, ref, c, np.array([cy, cx]) - c, scale)
-    out = O.render(masks_in, preds, denoise=denoise)
-    for cid in entrants:
-        out[true22 == cid] = cid
-    return out
+        preds[cid] = O.ObjectPrediction(cid, t.ref_frame, c, np.array([cy, cx]) - c, scale)
+    return preds
 
 
 def oracle_split(inputs, true_masks, level="position", **kwargs):

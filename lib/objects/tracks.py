@@ -557,6 +557,27 @@ def _place(ys, xs, c, new_c, scale, h, w):
     return ny[keep], nx[keep]
 
 
+def render_layers(masks_in, predictions, H=None, W=None, denoise=False):
+    """The objects ``render`` draws, far to near (by predicted bottom row, then id): a list of dicts with
+    ``cid``, ``pred`` (the ObjectPrediction), ``new_c`` (the predicted centroid of its pixels), ``bottom`` and
+    ``placed`` (the (ys, xs) pixels it covers in the frame). Objects without reference pixels are left out."""
+    masks_in = np.asarray(masks_in)
+    h = masks_in.shape[1] if H is None else H
+    w = masks_in.shape[2] if W is None else W
+    out = []
+    for cid, p in predictions.items():
+        ys, xs = object_pixels(masks_in, cid, p.ref_t, denoise)
+        if not len(ys):
+            continue
+        c = np.array([ys.mean(), xs.mean()])  # rendering is about the pixels' own centroid
+        new_c = c + np.asarray(p.disp, float)
+        bottom = new_c[0] + (ys.max() - c[0]) * p.scale
+        placed = _place(ys, xs, c, new_c, p.scale, h, w)
+        out.append({"bottom": bottom, "cid": int(cid), "pred": p, "new_c": new_c, "placed": placed})
+    out.sort(key=lambda layer: (layer["bottom"], layer["cid"]))
+    return out
+
+
 def render(masks_in, predictions, H=None, W=None, denoise=False):
     """The predicted (H, W) uint8 mask: each object's mask of its reference frame (last clean frame, else
     last visible) moved by its predicted displacement and scaled about its centroid; objects drawn far to
@@ -565,18 +586,9 @@ def render(masks_in, predictions, H=None, W=None, denoise=False):
     masks_in = np.asarray(masks_in)
     h = masks_in.shape[1] if H is None else H
     w = masks_in.shape[2] if W is None else W
-    layers = []
-    for cid, p in predictions.items():
-        ys, xs = object_pixels(masks_in, cid, p.ref_t, denoise)
-        if not len(ys):
-            continue
-        c = np.array([ys.mean(), xs.mean()])  # rendering is about the pixels' own centroid
-        new_c = c + np.asarray(p.disp, float)
-        bottom = new_c[0] + (ys.max() - c[0]) * p.scale
-        layers.append((bottom, cid, _place(ys, xs, c, new_c, p.scale, h, w)))
     out = np.zeros((h, w), np.uint8)
-    for _, cid, (ny, nx) in sorted(layers, key=lambda layer: (layer[0], layer[1])):
-        out[ny, nx] = cid
+    for layer in render_layers(masks_in, predictions, h, w, denoise):
+        out[layer["placed"]] = layer["cid"]
     return out
 
 
