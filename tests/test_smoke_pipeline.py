@@ -206,3 +206,32 @@ def test_notebook_04_with_the_real_openstl_backend(smoke_run, tmp_path):
     assert ckpt["config"]["backend"] == "openstl"
     m = read_metrics(run, "04_simvp")
     assert m["val_table"]["SimVP rollout (U-Net masks in)"] >= m["val_table"]["copy frame 11 (U-Net mask)"] - 0.02
+
+
+def test_eval_finetune_arms_from_the_smoke_run(smoke_run):
+    """scripts/eval_finetune.py --tiny from the smoke run's SimVP and labels: every arm gets a score, an interval
+    and a paired difference to its start (the measurement behind the README's fine-tuning finding)."""
+    import math
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from eval_finetune import LONGER_ARMS, arm_specs
+
+    tmp, _ = smoke_run
+    run, out = tmp / "run", tmp / "ft.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "eval_finetune.py"), "--init", str(run / "simvp" / "best.pt")]
+    cmd += ["--labels", str(run / "labels"), "--data-root", str(tmp / "data"), "--tiny", "--extend", "1"]
+    proc = subprocess.run(cmd + ["--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    profile = yaml.safe_load((ROOT / "params/cpu/05_finetune.yaml").read_text())
+    assert sorted(report["arms"]) == sorted(list(arm_specs(profile)) + [f"longer_{n}" for n in LONGER_ARMS])
+
+    def interval(x):
+        return len(x) == 2 and all(math.isfinite(v) for v in x) and x[0] <= x[1]
+
+    for name, arm in report["arms"].items():
+        assert 0 <= arm["val_iou"] <= 1 and interval(arm["ci"]) and interval(arm["diff_ci"]), name
+        assert arm["vs"] in ("start", "longer_start"), name
+    assert report["arms"]["start"]["diff"] == 0.0 and report["arms"]["ss_lr0"]["lr"] == 0.0
