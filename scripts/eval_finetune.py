@@ -1,7 +1,7 @@
 """Why does notebook 05's fine-tune not help on the `cpu` profile? Arms from the same SimVP checkpoint, same steps.
 
     python scripts/eval_finetune.py --init runs/cpu-ref/simvp/best.pt --labels runs/cpu-ref/labels \
-        --data-root data/embedded --params params/cpu/05_finetune.yaml --out results/finetune_cpu.json
+        --data-root data/embedded --params params/cpu/05_finetune.yaml --out results/experiments/finetune_cpu.json
 
 Each arm starts from ``--init`` (notebook 04's model) and trains ``steps`` steps (default: the profile's
 epochs x steps_per_epoch, batch_size) with ``fit`` exactly as ``finetune_simvp`` does (Adam, constant lr,

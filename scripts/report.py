@@ -19,6 +19,7 @@ from pathlib import Path
 BEGIN = "<!-- results:begin (scripts/report.py writes this block; do not edit by hand) -->"
 END = "<!-- results:end -->"
 COLLECT = ("metrics/*.json", "parameters/*.json", "timings.tsv", "provenance.json")
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "results" / "experiments"  # measurements beside the run
 
 
 def load(run, name):
@@ -121,6 +122,8 @@ def render(run):
         out.append("\n| SimVP fine-tuning (val) | IoU |\n|---|---|")
         for k, v in m5["val_table"].items():
             out.append(f"| {k} | {v:.3f} |")
+    if Path(run).resolve().parent == EXPERIMENTS.parent:  # results/<profile>: the measurements beside it
+        out += experiments()
     last, failed = timings(run)
     if last:
         out.append("\n| notebook | minutes |\n|---|---|")
@@ -134,6 +137,45 @@ def render(run):
                 + ")"
             )
     return "\n".join(out).strip() + "\n"
+
+
+def _ci(x):
+    return f"{x['iou']:.3f} ({x['ci'][0]:.3f}-{x['ci'][1]:.3f})"
+
+
+def _diff(d):
+    return f"{d['diff']:+.3f} ({d['ci'][0]:+.3f} to {d['ci'][1]:+.3f})"
+
+
+def experiments(folder=EXPERIMENTS):
+    """Tables of the committed measurements in ``results/experiments/`` (each JSON written by its script)."""
+    out = []
+    p = Path(folder) / "finetune_cpu.json"
+    if p.is_file():
+        r = json.loads(p.read_text())
+        out.append(
+            f"\n| fine-tune arm (`scripts/eval_finetune.py`; {r['val_videos']} val videos, 11-step rollouts from "
+            "U-Net masks) | steps | val IoU | difference to its start |\n|---|---|---|---|"
+        )
+        for name, a in r["arms"].items():
+            diff = "" if name == "start" else f"{a['diff']:+.3f} ({a['diff_ci'][0]:+.3f} to {a['diff_ci'][1]:+.3f})"
+            iou = f"{a['val_iou']:.3f} ({a['ci'][0]:.3f}-{a['ci'][1]:.3f})"
+            out.append(f"| {name} | {a['steps']} | {iou} | {diff} |")
+    p = Path(folder) / "refine_cpu.json"
+    if p.is_file():
+        r = json.loads(p.read_text())["results"]
+        srcs = [s for s in ("true", "unet") if s in r]
+        out.append(
+            "\n| shape refinement (`scripts/eval_refine.py`; val) | "
+            + " | ".join(f"{s} masks in" for s in srcs)
+            + " |\n|---|"
+            + "---|" * len(srcs)
+        )
+        for name in r[srcs[0]]["rows"]:
+            out.append(f"| {name} | " + " | ".join(_ci(r[s]["rows"][name]) for s in srcs) + " |")
+        for name in r[srcs[0]]["diffs"]:
+            out.append(f"| {name} | " + " | ".join(_diff(r[s]["diffs"][name]) for s in srcs) + " |")
+    return out
 
 
 def collect(run, dest):
