@@ -12,6 +12,8 @@ Masks come from the same segmentation buffer, so they align with the frames exac
     if __name__ == "__main__":  # needed with workers > 1: each spawned worker imports the script
         synth.generate("data/synth", counts={"train": 100, "val": 100}, workers=2)
         frames, mask, info = synth.render_video(42)
+        # masks-only videos (frames 0-10 and 21) for the object dynamics model, ids after the 100 unlabeled ones
+        synth.generate_masks("data/dyn_extra/masks.npy", 3000, synth.extra_first_id(100), workers=2)
 
 Video N is a pure function of (seed, N, config), so the dataset does not depend on `workers`.
 Video ids follow the real layout (``SPLITS``: train from 0, val from 1000, unlabeled from 2000, hidden from
@@ -21,6 +23,8 @@ workers die on import) stops ``generate`` with a ``RuntimeError`` saying which v
 seconds, instead of a pool waiting forever.
 """
 
+import hashlib
+import json
 import math
 import multiprocessing as mp
 import os
@@ -610,13 +614,14 @@ def _worker_init(started, current, keys):
     _SLOT = (current, slot)
 
 
-def _run_job(job):
-    """Worker entry: records the video it is on (so that a crash can be named), then writes it."""
+def _run_job(job, fn=None):
+    """Worker entry: records the video it is on (so that a crash can be named), then runs ``fn`` on it
+    (default ``_write_video``)."""
     if _SLOT is not None:
         _SLOT[0][_SLOT[1]] = job[2]
     if os.environ.get(CRASH_ENV) == str(job[2]):
         os._exit(7)
-    out = _write_video(job)
+    out = (fn or _write_video)(job)
     if _SLOT is not None:
         _SLOT[0][_SLOT[1]] = -1
     return out
@@ -684,9 +689,9 @@ class _Pool:
 
     KEYS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-    def __init__(self, workers):
+    def __init__(self, workers, fn=None):
         ctx = mp.get_context("spawn")
-        self.workers = workers
+        self.workers, self.fn = workers, fn  # fn: the job function (module level), default _write_video
         self.started = ctx.Value("i", 0)
         self.current = ctx.Array("q", [-1] * workers)  # video id each worker slot is on
         saved = {k: os.environ.get(k) for k in self.KEYS}
@@ -712,7 +717,7 @@ class _Pool:
                     job = next(todo, None)
                     if job is None:
                         break
-                    running[self.ex.submit(_run_job, job)] = job
+                    running[self.ex.submit(_run_job, job, self.fn)] = job
                 if not running:
                     return
                 done, _ = wait(running, timeout=5.0, return_when=FIRST_COMPLETED)
@@ -797,3 +802,96 @@ def generate(data_root, counts=None, seed=0, workers=None, progress=True, **cfg_
         "workers": workers,
         "config": asdict(cfg),
     }
+
+
+# ----------------------------------------------------------------------------- masks only (object dynamics)
+
+MASK_FRAMES = tuple(range(11)) + (21,)  # the frames object tracks need: inputs 0-10 and the target 21
+MASKS_CHUNK = 100  # videos per resumable chunk of ``generate_masks``
+
+
+def extra_first_id(n_unlabeled=0):
+    """The first id of extra masks-only videos: right after the ``n_unlabeled`` unlabeled videos a dataset
+    has (``SYNTHETIC.json`` counts), so they are new videos of the unlabeled id range (2000..14999), never
+    a train, val or hidden video."""
+    return SPLITS["unlabeled"] + int(n_unlabeled)
+
+
+def _render_masks_job(job):
+    """One masks-only video: (vid, (len(MASK_FRAMES), H, W) uint8 masks of MASK_FRAMES)."""
+    _, _, vid, seed, cfg = job
+    _, mask, _ = render_video(vid, seed, rgb_frames=[], mask_frames=MASK_FRAMES, cfg=cfg)
+    return vid, mask[list(MASK_FRAMES)]
+
+
+def _masks_one(job):
+    try:
+        return _render_masks_job(job)
+    except Exception as e:
+        raise RuntimeError(f"rendering the masks of video_{job[2]:05d} failed: {type(e).__name__}: {e}") from e
+
+
+def generate_masks(path, n, first_id, seed=0, workers=2, progress=True, chunk=MASKS_CHUNK, **cfg_overrides):
+    """Masks-only videos ``first_id .. first_id + n - 1`` (seed ``seed``) as one (n, 22, 160, 240) uint8 ``.npy``
+    at ``path``, for training the object dynamics model (``dynamics.train_dynamics`` takes it as an extra set,
+    e.g. ``np.load(path, mmap_mode="r")``). Video N is the same video as ``render_video(N, seed)``; only the
+    frames object tracks need are rendered (``MASK_FRAMES``: 0-10 and 21, about 0.1 s a video per core):
+    FRAMES 11-20 ARE ZEROS. No RGB frames.
+
+    The ids must lie in the unlabeled id range (``id_range("unlabeled")``: 2000..14999), so these are never
+    train, val or hidden videos; ``extra_first_id(n_unlabeled)`` starts after the dataset's own unlabeled
+    videos. Resumable: videos are rendered in chunks of ``chunk``, each written atomically to
+    ``<path>.parts/``; a rerun keeps the finished chunks and renders the rest; the final file is written
+    atomically (then the parts are removed), and an existing final file of the right shape is reused.
+    With ``workers`` > 1 the renders run in spawned processes: call this under ``if __name__ == "__main__":``
+    in a script (module doc). Returns the path.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = make_config(**cfg_overrides)
+    path = Path(path)
+    lo, hi = id_range("unlabeled")
+    if n < 0 or first_id < lo or first_id + n > hi:
+        raise ValueError(
+            f"masks-only videos {first_id}..{first_id + n - 1} must lie in the unlabeled id range {lo}..{hi - 1} "
+            "(never train, val or hidden videos)"
+        )
+    shape = (n, cfg.n_frames, cfg.height, cfg.width)
+    if path.is_file():
+        old = np.load(path, mmap_mode="r")
+        if old.shape == shape and old.dtype == np.uint8:
+            return path
+    parts = path.parent / f"{path.name}.parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    cfg_hash = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
+    key = f"seed{seed}_{cfg_hash}"  # chunks of another seed or config are never reused
+
+    def part(s):
+        return parts / f"{key}_{first_id + s:05d}_{min(chunk, n - s)}.npy"
+
+    starts = list(range(0, n, chunk))
+    todo = [s for s in starts if not part(s).is_file()]
+    jobs = [(None, "masks", first_id + v, seed, cfg) for s in todo for v in range(s, min(s + chunk, n))]
+    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
+    bar = tqdm(total=n, initial=n - len(jobs), desc="synth masks", unit="video", disable=not progress)
+    results = map(_masks_one, jobs) if workers <= 1 else _Pool(workers, _render_masks_job).run(jobs)
+    got = {}
+    try:
+        for vid, m in results:
+            got[vid - first_id] = m
+            bar.update(1)
+            s = (vid - first_id) // chunk * chunk
+            rows = range(s, min(s + chunk, n))
+            if all(r in got for r in rows):
+                save_npy(part(s), np.stack([got.pop(r) for r in rows]))
+    finally:
+        bar.close()
+    frames = list(MASK_FRAMES)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        for s in starts:
+            out[s : s + chunk, frames] = np.load(part(s))
+        out.flush()
+        del out
+    shutil.rmtree(parts, ignore_errors=True)
+    return path
