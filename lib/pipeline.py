@@ -147,9 +147,10 @@ def submission_report(hidden, sub, expected_ids, background=()):
     }
 
 
-def score_hidden(data_root, sub):
-    """IoU of a submission against ``<data_root>/hidden_answers.npz`` (embedded dataset only), or None. The
-    submission must answer every answered video: scoring a subset is an error naming the ids left out."""
+def hidden_answers(data_root, sub):
+    """The true frame-22 masks of the submission's videos, in its order, from ``<data_root>/hidden_answers.npz``
+    (embedded dataset only), or None. The submission must answer every answered video: scoring a subset is an
+    error naming the ids left out."""
     path = resolve(data_root) / "hidden_answers.npz"
     if not path.is_file():
         return None
@@ -165,5 +166,10 @@ def score_hidden(data_root, sub):
             f"the submission leaves out {len(left_out)} of the {len(index)} answered hidden videos "
             f"({_ids_text(left_out)}): scoring it would score a subset"
         )
-    truth = ans["masks"][[index[int(v)] for v in ids]]
-    return jaccard(sub["masks"].numpy(), truth)
+    return ans["masks"][[index[int(v)] for v in ids]]
+
+
+def score_hidden(data_root, sub):
+    """(IoU, per-class IoU) of a submission against ``hidden_answers`` (embedded dataset only), or None."""
+    truth = hidden_answers(data_root, sub)
+    return None if truth is None else jaccard(sub["masks"].numpy(), truth)

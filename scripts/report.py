@@ -65,6 +65,7 @@ def render(run):
         out.append(
             f"**Submitted ({m7['pipeline']}): val {val[m7['pipeline']]:.3f}**, hidden "
             + (f"{m7['hidden_iou']:.3f}" if m7.get("hidden_iou") is not None else "n/a")
+            + (f" ({m7['hidden_ci'][0]:.3f}-{m7['hidden_ci'][1]:.3f})" if m7.get("hidden_ci") else "")
             + f"; copying the U-Net's frame 11 scores {copy:.3f}; the submitted pipeline closes "
             f"{m7['gap_closed']:.0%} of the gap between that copy and the ceiling.\n"
         )
@@ -147,23 +148,38 @@ def _diff(d):
     return f"{d['diff']:+.3f} ({d['ci'][0]:+.3f} to {d['ci'][1]:+.3f})"
 
 
+def _experiment(folder, name):
+    p = Path(folder) / name
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
 def experiments(folder=EXPERIMENTS):
     """Tables of the committed measurements in ``results/experiments/`` (each JSON written by its script)."""
     out = []
-    p = Path(folder) / "finetune_cpu.json"
-    if p.is_file():
-        r = json.loads(p.read_text())
+    r = _experiment(folder, "finetune_cpu.json")
+    if r:
         out.append(
             f"\n| fine-tune arm (`scripts/eval_finetune.py`; {r['val_videos']} val videos, 11-step rollouts from "
             "U-Net masks) | steps | val IoU | difference to its start |\n|---|---|---|---|"
         )
         for name, a in r["arms"].items():
-            diff = "" if name == "start" else f"{a['diff']:+.3f} ({a['diff_ci'][0]:+.3f} to {a['diff_ci'][1]:+.3f})"
-            iou = f"{a['val_iou']:.3f} ({a['ci'][0]:.3f}-{a['ci'][1]:.3f})"
-            out.append(f"| {name} | {a['steps']} | {iou} | {diff} |")
-    p = Path(folder) / "refine_cpu.json"
-    if p.is_file():
-        r = json.loads(p.read_text())["results"]
+            diff = "" if name == "start" else _diff({"diff": a["diff"], "ci": a["diff_ci"]})
+            out.append(f"| {name} | {a['steps']} | {_ci({'iou': a['val_iou'], 'ci': a['ci']})} | {diff} |")
+    r = _experiment(folder, "dynamics_scaling.json")
+    if r:
+        out.append(
+            f"\n| training videos (`scripts/dynamics_scaling.py`; val, {r['select']} epoch) | physics, U-Net masks in | "
+            "learned, U-Net masks in | learned - physics (paired) | learned - physics, true masks in |"
+            "\n|---|---|---|---|---|"
+        )
+        for row in r["rows"]:
+            out.append(
+                f"| {row['videos']} ({row['epochs']} epochs) | {_ci(row['physics']['unet'])} | "
+                f"{_ci(row['learned']['unet'])} | {_diff(row['diff']['unet'])} | {_diff(row['diff']['true'])} |"
+            )
+    r = _experiment(folder, "refine_cpu.json")
+    if r:
+        r = r["results"]
         srcs = [s for s in ("true", "unet") if s in r]
         out.append(
             "\n| shape refinement (`scripts/eval_refine.py`; val) | "

@@ -159,6 +159,7 @@ def test_notebook_07_submission_contract(smoke_run):
     assert set(m["val_ci"]) == set(m["val_table"]) and all(lo <= hi for lo, hi in m["val_ci"].values())
     assert {"objects - SimVP fine-tuned", "fine-tuned - SimVP", "learned - physics"} <= set(m["val_diff_ci"])
     assert m["hidden_iou"] > 0.0 and m["hidden_videos"] == smoke["n_hidden"]
+    assert m["hidden_ci"][0] <= m["hidden_iou"] <= m["hidden_ci"][1]
     assert (
         m["val_table"]["U-Net on true frame 22 (ceiling)"]
         >= max(v for k, v in m["val_table"].items() if not k.startswith(("copy frame 11 (true", "U-Net on", "oracle")))
