@@ -63,6 +63,9 @@ def test_generate_masks_resumes_without_redoing_chunks(tmp_path, monkeypatch):
     calls.clear()
     synth.generate_masks(path, 4, FIRST, workers=1, progress=False, chunk=2)  # complete: reused
     assert calls == []
+    synth.generate_masks(path, 4, FIRST, seed=1, workers=1, progress=False, chunk=2)  # other videos: not reused
+    assert calls == [FIRST, FIRST + 1, FIRST + 2, FIRST + 3]
+    assert not np.array_equal(np.load(path), a)
 
 
 @pytest.mark.parametrize("first, n", [(synth.SPLITS["val"], 1), (synth.SPLITS["train"], 1), (14999, 2), (15000, 1)])

@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from lib.common.classes import COLOR_RGB, attributes
-from lib.common.files import atomic_path, save_npy
+from lib.common.files import atomic_path, save_json, save_npy
 
 SPLITS = {"train": 0, "val": 1000, "unlabeled": 2000, "hidden": 15000}  # split -> first video id
 REAL_COUNTS = {"train": 1000, "val": 1000, "unlabeled": 13000, "hidden": 5000}
@@ -842,7 +842,8 @@ def generate_masks(path, n, first_id, seed=0, workers=2, progress=True, chunk=MA
     train, val or hidden videos; ``extra_first_id(n_unlabeled)`` starts after the dataset's own unlabeled
     videos. Resumable: videos are rendered in chunks of ``chunk``, each written atomically to
     ``<path>.parts/``; a rerun keeps the finished chunks and renders the rest; the final file is written
-    atomically (then the parts are removed), and an existing final file of the right shape is reused.
+    atomically (then the parts are removed) with a record ``<path>.json`` of its ids, seed and settings; an
+    existing file is reused only when its record matches.
     With ``workers`` > 1 the renders run in spawned processes: call this under ``if __name__ == "__main__":``
     in a script (module doc). Returns the path.
     """
@@ -857,14 +858,16 @@ def generate_masks(path, n, first_id, seed=0, workers=2, progress=True, chunk=MA
             "(never train, val or hidden videos)"
         )
     shape = (n, cfg.n_frames, cfg.height, cfg.width)
-    if path.is_file():
+    cfg_hash = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
+    key = f"seed{seed}_{cfg_hash}"  # chunks of another seed or config are never reused
+    record = Path(f"{path}.json")  # what the file holds: reused only when it is these videos
+    wanted = {"first_id": int(first_id), "n": int(n), "seed": int(seed), "config": cfg_hash}
+    if path.is_file() and record.is_file() and json.loads(record.read_text()) == wanted:
         old = np.load(path, mmap_mode="r")
         if old.shape == shape and old.dtype == np.uint8:
             return path
     parts = path.parent / f"{path.name}.parts"
     parts.mkdir(parents=True, exist_ok=True)
-    cfg_hash = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
-    key = f"seed{seed}_{cfg_hash}"  # chunks of another seed or config are never reused
 
     def part(s):
         return parts / f"{key}_{first_id + s:05d}_{min(chunk, n - s)}.npy"
@@ -893,5 +896,6 @@ def generate_masks(path, n, first_id, seed=0, workers=2, progress=True, chunk=MA
             out[s : s + chunk, frames] = np.load(part(s))
         out.flush()
         del out
+    save_json(record, wanted)
     shutil.rmtree(parts, ignore_errors=True)
     return path
