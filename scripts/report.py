@@ -172,7 +172,8 @@ def experiments(folder=EXPERIMENTS):
             "learned, U-Net masks in | learned - physics (paired) | learned - physics, true masks in |"
             "\n|---|---|---|---|---|"
         )
-        for row in r["rows"]:
+        more = _experiment(folder, "dynamics_scaling_10k.json")  # a larger size, measured apart
+        for row in r["rows"] + (more["rows"] if more else []):
             out.append(
                 f"| {row['videos']} ({row['epochs']} epochs) | {_ci(row['physics']['unet'])} | "
                 f"{_ci(row['learned']['unet'])} | {_diff(row['diff']['unet'])} | {_diff(row['diff']['true'])} |"
