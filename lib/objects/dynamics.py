@@ -422,10 +422,7 @@ def train_dynamics(
         raise ValueError(f"select must be 'best' or 'last', not {select!r}")
     device = auto_device(device)
     first = train_sets[0]
-    heldout = min(heldout, len(first) // 5)  # never more than a fifth of the train videos
-    idx = np.random.default_rng(seed).permutation(len(first))
-    held = np.sort(idx[:heldout]) if heldout else np.array([], int)
-    keep = np.sort(idx[heldout:]) if heldout else np.arange(len(first))
+    held, keep = heldout_split(len(first), heldout, seed)
     if cfg is None:
         cfg = baseline_config(_Rows(first, keep), n_videos=n_fit_videos, seed=seed)
     cfg = dict(DEFAULT_CFG, **cfg)
@@ -472,11 +469,46 @@ def train_dynamics(
         "heldout": int(len(held)),
         "flip": bool(flip),
     }
-    history = fit(
+    history = fit_object_model(
         model,
         loader,
         dynamics_loss,
         evaluate if len(held) else None,
+        out_dir,
+        config,
+        epochs,
+        lr,
+        weight_decay,
+        device,
+        progress,
+        seed,
+        resume,
+        data,
+    )
+    best = Path(out_dir) / f"{select}.pt"
+    if best.is_file():
+        model.load_state_dict(read_checkpoint(best)["model"])
+    return model.eval(), history
+
+
+def heldout_split(n, heldout, seed):
+    """(held, keep): sorted row indices of a seeded random ``heldout`` of ``n`` training videos (never more than
+    a fifth) and of the others."""
+    idx = np.random.default_rng(seed).permutation(n)
+    heldout = min(heldout, n // 5)
+    return np.sort(idx[:heldout]), np.sort(idx[heldout:])
+
+
+def fit_object_model(
+    model, loader, loss_fn, evaluate, out_dir, config, epochs, lr, weight_decay, device, progress, seed, resume, data
+):
+    """``fit`` as the object stage's small models train: AdamW, cosine schedule, gradient clipping at 1; the
+    epoch kept is the best held-out ``val_iou`` of ``evaluate``, or the lowest train loss without it."""
+    return fit(
+        model,
+        loader,
+        loss_fn,
+        evaluate,
         out_dir,
         config,
         epochs,
@@ -489,14 +521,10 @@ def train_dynamics(
         progress=progress,
         seed=seed,
         resume=resume,
-        monitor="val_iou" if len(held) else "train_loss",
-        mode="max" if len(held) else "min",
+        monitor="val_iou" if evaluate else "train_loss",
+        mode="max" if evaluate else "min",
         data=data,
     )
-    best = Path(out_dir) / f"{select}.pt"
-    if best.is_file():
-        model.load_state_dict(read_checkpoint(best)["model"])
-    return model.eval(), history
 
 
 def _epoch_sampler(n, seed):

@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 from lib.common.classes import MATERIALS, SHAPES, attributes
 from lib.common.files import torch_save
 from lib.common.metrics import jaccard
-from lib.common.trainer import EpochSampler, auto_device, fit, read_checkpoint, seed_everything
+from lib.common.trainer import EpochSampler, auto_device, read_checkpoint, seed_everything
+from lib.objects import dynamics as D
 from lib.objects import oracle as Q
 from lib.objects import tracks as O
 
@@ -345,9 +346,7 @@ def train_refiner(
     placements and written into best.pt's config."""
     device = auto_device(device)
     n = len(train_masks)
-    heldout = min(heldout, n // 5)
-    idx = np.random.default_rng(seed).permutation(n)
-    held, keep = np.sort(idx[:heldout]), np.sort(idx[heldout:])
+    held, keep = D.heldout_split(n, heldout, seed)
     mcfg = dict(DEFAULT_MODEL, **(cfg or {}))
     d = build_dataset(train_masks, keep, size_b, motion, mcfg, progress)
     if not len(d["planes"]):
@@ -387,7 +386,7 @@ def train_refiner(
         "size_b": float(size_b),
         "motion": motion,
     }
-    history = fit(
+    history = D.fit_object_model(
         model,
         loader,
         refine_loss,
@@ -395,18 +394,13 @@ def train_refiner(
         out_dir,
         config,
         epochs,
-        optimizer="adamw",
-        lr=lr,
-        schedule="cosine",
-        weight_decay=weight_decay,
-        device=device,
-        grad_clip=1.0,
-        progress=progress,
-        seed=seed,
-        resume=resume,
-        monitor="val_iou" if len(held) else "train_loss",
-        mode="max" if len(held) else "min",
-        data=data,
+        lr,
+        weight_decay,
+        device,
+        progress,
+        seed,
+        resume,
+        data,
     )
     best = Path(out_dir) / "best.pt"
     if best.is_file():
