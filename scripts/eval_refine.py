@@ -180,22 +180,11 @@ def main(argv=None):
     print(f"\nval {n_val} videos; train {n_tr} videos; size_b {size_b}; physics {phys}")
     print("\n| predictor | " + " | ".join(f"val IoU ({s} inputs) [95% CI]" for s in results) + " |")
     print("|---|" + "---|" * len(results))
-    for name in results["true"]["rows"]:
-        cells = [
-            "{iou:.4f} [{lo:.4f}, {hi:.4f}]".format(
-                iou=r["rows"][name]["iou"], lo=r["rows"][name]["ci"][0], hi=r["rows"][name]["ci"][1]
-            )
-            for r in results.values()
-        ]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    for name in results["true"]["diffs"]:
-        cells = [
-            "{diff:+.4f} [{lo:+.4f}, {hi:+.4f}]".format(
-                diff=r["diffs"][name]["diff"], lo=r["diffs"][name]["ci"][0], hi=r["diffs"][name]["ci"][1]
-            )
-            for r in results.values()
-        ]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    for part, key, sign in (("rows", "iou", ""), ("diffs", "diff", "+")):  # scores, then paired differences
+        for name in results["true"][part]:
+            cells = [r[part][name] for r in results.values()]
+            cells = [f"{c[key]:{sign}.4f} [{c['ci'][0]:{sign}.4f}, {c['ci'][1]:{sign}.4f}]" for c in cells]
+            print(f"| {name} | " + " | ".join(cells) + " |")
     print(
         "| share of the shape gap closed | "
         + " | ".join(f"{r['shape_gap_closed']:.3f}" for r in results.values())

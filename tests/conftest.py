@@ -40,6 +40,35 @@ def tiny_root(tmp_path):
     return root
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models: one torch thread is much faster than several contending for a busy CPU."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def mask_video(objects, shape, t_len=22):
+    """(t_len, H, W) hand-made masks; each object is (cid, fn(t) -> (y0, x0, h, w) or None), drawn in order
+    (later on top), clipped at the frame."""
+    v = np.zeros((t_len, *shape), np.uint8)
+    for cid, place in objects:
+        for t in range(t_len):
+            p = place(t)
+            if p is not None:
+                y0, x0, h, w = p
+                v[t, max(y0, 0) : max(y0 + h, 0), max(x0, 0) : max(x0 + w, 0)] = cid
+    return v
+
+
+def moving(y0, x0, vy, vx, size=8, start=0):
+    """A size x size square at (y0, x0) + t (vy, vx), absent before frame ``start`` (for ``mask_video``)."""
+    return lambda t: None if t < start else (int(y0 + vy * t), int(x0 + vx * t), size, size)
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "browser: drives JupyterLab in headless Chromium (needs chromium, jupyterlab, playwright)"

@@ -12,13 +12,7 @@ H, W = 160, 240
 CFG = dict(D.DEFAULT_CFG, baseline="decel", k=2, decel=0.3, size_b=0.0)  # decel too strong: residual to learn
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is ~100x faster than several contending for a busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def video(objs, t_len=22):

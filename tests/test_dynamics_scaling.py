@@ -15,12 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRST = synth.extra_first_id(100)  # after the cpu profile's 100 unlabeled videos
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_generate_masks_shape_and_frames(tmp_path):

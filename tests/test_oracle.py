@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import mask_video, moving
 
 from lib.common.metrics import jaccard
 from lib.objects import oracle as Q
@@ -10,19 +11,7 @@ H, W, T = 60, 80, 22
 
 
 def video(*objects):
-    """(T, H, W) masks; each object is (cid, fn(t) -> (y0, x0, h, w) or None), drawn in order (later on top)."""
-    v = np.zeros((T, H, W), np.uint8)
-    for cid, place in objects:
-        for t in range(T):
-            p = place(t)
-            if p is not None:
-                y0, x0, h, w = p
-                v[t, max(y0, 0) : max(y0 + h, 0), max(x0, 0) : max(x0 + w, 0)] = cid
-    return v
-
-
-def moving(y0, x0, vy, vx, size=8, start=0):
-    return lambda t: None if t < start else (int(y0 + vy * t), int(x0 + vx * t), size, size)
+    return mask_video(objects, (H, W), T)
 
 
 def test_position_oracle_places_a_moving_object_exactly():

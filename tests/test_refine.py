@@ -4,6 +4,7 @@ checkpoints."""
 import numpy as np
 import pytest
 import torch
+from conftest import mask_video, moving
 
 from lib.objects import oracle as Q
 from lib.objects import refine as R
@@ -12,28 +13,11 @@ from lib.objects import tracks as O
 H, W, T = 64, 96, 22
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def video(*objects):
-    """(T, H, W) masks; each object is (cid, fn(t) -> (y0, x0, h, w) or None), drawn in order (later on top)."""
-    v = np.zeros((T, H, W), np.uint8)
-    for cid, place in objects:
-        for t in range(T):
-            p = place(t)
-            if p is not None:
-                y0, x0, h, w = p
-                v[t, max(y0, 0) : max(y0 + h, 0), max(x0, 0) : max(x0 + w, 0)] = cid
-    return v
-
-
-def moving(y0, x0, vy, vx, size=8):
-    return lambda t: (int(y0 + vy * t), int(x0 + vx * t), size, size)
+    return mask_video(objects, (H, W), T)
 
 
 def pred(cid, ref_t, masks, disp, scale=1.0):
