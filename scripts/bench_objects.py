@@ -25,6 +25,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=40, help="videos per measurement")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts of masks-only generation")
+    ap.add_argument(
+        "--supersample", type=int, default=1, help="rasterisation of the masks-only videos (notebook 06: 1)"
+    )
     ap.add_argument("--epochs", type=int, default=2, help="training epochs timed")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this tiny model)")
     args = ap.parse_args()
@@ -36,11 +39,11 @@ def main():
         for w in args.workers:
             path = Path(tmp) / f"masks_w{w}.npy"
             t0 = time.time()
-            synth.generate_masks(path, n, first, workers=w, progress=False)
+            synth.generate_masks(path, n, first, workers=w, progress=False, supersample=args.supersample)
             dt = time.time() - t0
             print(
-                f"masks-only generation, workers={w}: {rate(n, dt):.2f} videos/s "
-                f"({n} videos in {dt:.1f} s with start-up; 3000 videos ~ {3000 / rate(n, dt) / 60:.1f} min)"
+                f"masks-only generation, supersample {args.supersample}, workers={w}: {rate(n, dt):.2f} videos/s "
+                f"({n} videos in {dt:.1f} s with start-up; 10000 videos ~ {10000 / rate(n, dt) / 60:.1f} min)"
             )
         masks = np.load(path)
 
@@ -65,7 +68,8 @@ def main():
 
     model = D.build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), 5e-4)
-    loader = torch.utils.data.DataLoader(D._Tokens(items), batch_size=32, shuffle=True, collate_fn=D.collate)
+    tokens = D._Tokens(items)
+    loader = torch.utils.data.DataLoader(tokens, batch_size=32, shuffle=True, collate_fn=tokens.batch)
     t0, seen = time.time(), 0
     model.train()
     for _ in range(args.epochs):

@@ -10,6 +10,8 @@ resampled videos for both.
 
     python scripts/dynamics_scaling.py --sizes 300 1000 3000 --epochs 10 --out results/experiments/dynamics_scaling.json
     python scripts/dynamics_scaling.py --tiny --data-root <tiny data> --unet-labels <labels.npy> --out /tmp/s.json
+    python scripts/dynamics_scaling.py --plot-only results/experiments/dynamics_scaling.json \
+        results/experiments/dynamics_scaling_10k.json --plot results/experiments/dynamics_scaling.png
 """
 
 import argparse
@@ -22,7 +24,7 @@ import numpy as np
 
 from lib.common.files import save_json
 from lib.common.metrics import bootstrap_ci, bootstrap_diff_ci, iou_from_confusion, per_video_confusion
-from lib.common.paths import resolve
+from lib.common.paths import project_root, resolve
 from lib.data import synth
 from lib.objects import dynamics as D
 from lib.objects import tracks as O
@@ -65,16 +67,22 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, nargs="+", default=[30], help="epochs per size (one value, or one per size)")
     ap.add_argument("--extra-dir", default="data/dyn_extra", help="where the masks-only videos are kept")
     ap.add_argument("--work-dir", default="runs/dyn_scaling", help="checkpoints of each size (overwritten)")
+    ap.add_argument(
+        "--supersample", type=int, default=1, help="rasterisation of the masks-only videos (the dataset's is 2)"
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-limit", type=int, default=None, help="score only the first N val videos")
     ap.add_argument("--train-limit", type=int, default=None, help="use only the first N train videos")
     ap.add_argument("--cfg", default="{}", help="JSON overrides of the model/baseline config")
+    ap.add_argument("--batch-size", type=int, default=32, help="train_dynamics's batch size")
+    ap.add_argument("--lr", type=float, default=5e-4, help="train_dynamics's learning rate")
     ap.add_argument(
         "--select", default="last", choices=["best", "last"], help="train_dynamics's select: the weights scored"
     )
     ap.add_argument("--out", default="results/experiments/dynamics_scaling.json")
     ap.add_argument("--plot", default=None, help="PNG path (default: --out with .png)")
+    ap.add_argument("--plot-only", nargs="+", metavar="JSON", help="plot the rows of these result files together")
     ap.add_argument("--tiny", action="store_true", help="tiny counts for tests: sizes 8 12, 1 epoch, 6 val videos")
     args = ap.parse_args(argv)
     if args.tiny:
@@ -88,6 +96,12 @@ def main(argv=None):
     import torch
 
     args = parse_args(argv)
+    if args.plot_only:
+        rows = sorted(
+            (r for f in args.plot_only for r in json.loads(Path(f).read_text())["rows"]), key=lambda r: r["videos"]
+        )
+        plot({"rows": rows}, resolve(args.plot or "dynamics_scaling.png"))
+        return {"rows": rows}
     torch.set_num_threads(1)  # tiny model: one thread is fastest
     t_start = time.time()
     _, train = load_masks(args.data_root, "train", args.train_limit)
@@ -118,11 +132,21 @@ def main(argv=None):
         seed = json.loads(meta.read_text()).get("seed", 0) if meta.is_file() else 0
         n_unl = json.loads(meta.read_text())["counts"].get("unlabeled", 0) if meta.is_file() else 0
         first = synth.extra_first_id(n_unl)
-        path = resolve(args.extra_dir) / f"masks_s{seed}_{first}_{n_extra}.npy"
+        gen_cfg = json.loads(meta.read_text()).get("cfg", {}) if meta.is_file() else {}
+        gen_cfg = {**gen_cfg, "supersample": args.supersample}
+        path = resolve(args.extra_dir) / f"masks_s{seed}_{first}_{n_extra}_ss{args.supersample}.npy"
         t0 = time.time()
-        synth.generate_masks(path, n_extra, first, seed=seed, workers=args.workers)
+        synth.generate_masks(path, n_extra, first, seed=seed, workers=args.workers, **gen_cfg)
         extra = np.load(path, mmap_mode="r")
-        extra_info = {"path": str(path), "first_id": first, "n": n_extra, "seed": seed, "seconds": time.time() - t0}
+        shown = path.relative_to(project_root()) if path.is_relative_to(project_root()) else path
+        extra_info = {
+            "path": str(shown),
+            "first_id": first,
+            "n": n_extra,
+            "seed": seed,
+            "supersample": args.supersample,
+        }
+        extra_info["seconds"] = time.time() - t0
         print(f"extra masks-only videos {first}..{first + n_extra - 1}: {path} ({time.time() - t0:.0f} s)", flush=True)
 
     print("physics baseline on val ...", flush=True)
@@ -139,7 +163,17 @@ def main(argv=None):
         shutil.rmtree(out_dir, ignore_errors=True)
         t0 = time.time()
         model, hist = D.train_dynamics(
-            sets, out_dir, epochs=epochs, cfg=cfg, seed=args.seed, device="cpu", progress=False, select=args.select
+            sets,
+            out_dir,
+            epochs=epochs,
+            cfg=cfg,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            device="cpu",
+            progress=False,
+            select=args.select,
+            workers=args.workers,
         )
         train_s = time.time() - t0
         row = {"videos": size, "epochs": epochs, "train_seconds": round(train_s, 1), "learned": {}, "diff": {}}
@@ -164,6 +198,10 @@ def main(argv=None):
         "train_videos": len(train),
         "extra": extra_info,
         "select": args.select,
+        "unet_labels": args.unet_labels,
+        "baseline_from": args.baseline_from,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
         "cfg": cfg,
         "rows": rows,
         "seconds": round(time.time() - t_start, 1),

@@ -153,6 +153,13 @@ def _experiment(folder, name):
     return json.loads(p.read_text()) if p.is_file() else None
 
 
+def _scaling_row(row, how):
+    return (
+        f"| {row['videos']} ({row['epochs']} epochs{how}) | {_ci(row['physics']['unet'])} | "
+        f"{_ci(row['learned']['unet'])} | {_diff(row['diff']['unet'])} | {_diff(row['diff']['true'])} |"
+    )
+
+
 def experiments(folder=EXPERIMENTS):
     """Tables of the committed measurements in ``results/experiments/`` (each JSON written by its script)."""
     out = []
@@ -172,12 +179,11 @@ def experiments(folder=EXPERIMENTS):
             "learned, U-Net masks in | learned - physics (paired) | learned - physics, true masks in |"
             "\n|---|---|---|---|---|"
         )
-        more = _experiment(folder, "dynamics_scaling_10k.json")  # a larger size, measured apart
-        for row in r["rows"] + (more["rows"] if more else []):
-            out.append(
-                f"| {row['videos']} ({row['epochs']} epochs) | {_ci(row['physics']['unet'])} | "
-                f"{_ci(row['learned']['unet'])} | {_diff(row['diff']['unet'])} | {_diff(row['diff']['true'])} |"
-            )
+        runs = [r] + [x for x in [_experiment(folder, "dynamics_scaling_10k.json")] if x]  # 10k: measured apart
+        for run in runs:
+            how = "" if run.get("batch_size", 32) == 32 else f", batch {run['batch_size']}, lr {run['lr']:g}"
+            how += "" if run["extra"] is None or run["extra"].get("supersample", 2) == 2 else ", masks supersample 1"
+            out += [_scaling_row(row, how) for row in run["rows"]]
     r = _experiment(folder, "refine_cpu.json")
     if r:
         r = r["results"]

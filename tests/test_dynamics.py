@@ -194,3 +194,38 @@ def test_selection_round_trip(tmp_path):
     np.testing.assert_array_equal(predict(masks), O.predict_split(masks, method="cv", k=2, progress=False))
     with pytest.raises(FileNotFoundError, match="notebook 06"):
         load_predictor(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("denoise", [False, True])
+def test_tokens_of_mirrored_statistics_are_those_of_mirrored_videos(denoise):
+    """build_dataset mirrors the statistics instead of the frames: the tokens must be the same."""
+    cfg = dict(CFG, denoise=denoise)
+    for v in random_videos(4, seed=3):
+        want = D.video_objects(v[:, :, ::-1], cfg, with_target=True)
+        got = D.video_objects(v, cfg, with_target=True, stats=O.flip_stats(D.video_stats(v, cfg, True), W))
+        assert got["cids"] == want["cids"] and len(got["cids"])
+        for key in ("feats", "base", "base_scale", "target", "tmask"):
+            np.testing.assert_allclose(got[key], want[key], atol=1e-5)
+    items = D.build_dataset(random_videos(3, seed=3), cfg, flip=True, progress=False)
+    assert len(items) == 6
+    assert not torch.equal(items[0]["feats"], items[1]["feats"])  # the mirrored copy differs
+
+
+def test_padded_token_batches_are_collated_batches():
+    items = D.build_dataset(random_videos(6, seed=4), CFG, flip=True, progress=False)
+    tokens = D._Tokens(items)
+    assert len(tokens) == len(items)
+    for rows in ([0, 3, 5], [7], list(range(len(items)))):
+        got, want = tokens.batch(rows), D.collate([items[i] for i in rows])
+        assert got.keys() == want.keys()
+        for k in want:
+            assert torch.equal(got[k], want[k]), k
+
+
+def test_token_workers_build_the_same_list():
+    videos = random_videos(7, seed=5)
+    one = D.build_dataset(videos, CFG, flip=True, progress=False)
+    two = D.build_dataset(videos, CFG, flip=True, progress=False, workers=2, chunk=2)  # 4 jobs, 2 processes
+    assert len(one) == len(two) == 14
+    for a, b in zip(one, two):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -223,3 +223,45 @@ def test_physics_collision_transfers_momentum():
     a, b = O.predict_physics(far, 2, 0.1, cam), O.predict_decel(far, 2, 0.1, camera=cam)
     np.testing.assert_allclose(a[9].disp, b[9].disp, atol=0.2)
     np.testing.assert_allclose(a[10].disp, [0, 0], atol=1e-9)
+
+
+def _stats_by_hand(frame):
+    """frame_stats computed the plain way, object by object with np.nonzero."""
+    out = {}
+    for cid in set(np.unique(frame).tolist()) - {0}:
+        ys, xs = np.nonzero(frame == cid)
+        out[cid] = (len(ys), ys.mean(), xs.mean(), (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+    return out
+
+
+def _assert_same_stats(got, want):
+    assert got.keys() == want.keys()
+    for c in want:
+        assert got[c][0] == want[c][0] and tuple(got[c][3]) == tuple(want[c][3])
+        np.testing.assert_allclose(got[c][1:3], want[c][1:3], atol=1e-9)
+
+
+def test_video_stats_match_each_frame_by_hand():
+    rng = np.random.default_rng(0)
+    v = np.zeros((5, H, W), np.uint8)
+    for t in range(5):  # overlapping rectangles, one touching the border, an empty frame at t = 3
+        for cid in rng.choice(np.arange(1, 49), 4, replace=False) if t != 3 else []:
+            y, x = rng.integers(-5, H - 5), rng.integers(-5, W - 5)
+            v[t, max(y, 0) : y + rng.integers(3, 30), max(x, 0) : x + rng.integers(3, 30)] = cid
+    stats = O.video_stats(v)
+    assert len(stats) == 5 and stats[3] == {}
+    for t in range(5):
+        _assert_same_stats(stats[t], _stats_by_hand(v[t]))
+        _assert_same_stats(O.frame_stats(v[t]), _stats_by_hand(v[t]))
+    small = O.video_stats(v, min_area=200)
+    assert all(a >= 200 for s in small for a, *_ in s.values()) and sum(map(len, small)) < sum(map(len, stats))
+    with pytest.raises(ValueError, match="class ids"):
+        O.video_stats(np.full((1, 4, 4), 49, np.uint8))
+
+
+def test_flip_stats_are_the_stats_of_the_mirrored_frames():
+    v = square_video(t_len=4, x=0)  # starts cut by the left border
+    v[2, 100:107, 230:240] = 9  # and one at the right border
+    flipped = O.flip_stats(O.video_stats(v), W)
+    for t in range(4):
+        _assert_same_stats(flipped[t], _stats_by_hand(v[t, :, ::-1]))

@@ -486,11 +486,12 @@ def _render(cfg, cam, cam1, objs, light, floor_map, with_rgb):
     return (rgb * (k * k - cover) + obj_sum) / (k * k), seg
 
 
-def render_video(video_id, seed=0, rgb_frames=None, mask_frames=None, cfg=None, **overrides):
+def render_video(video_id, seed=0, rgb_frames=None, mask_frames=None, cfg=None, contacts=True, **overrides):
     """Simulate and render video `video_id`.
 
     Returns frames uint8 (T, H, W, 3), mask uint8 (T, H, W) and an info dict. `rgb_frames` /
     `mask_frames` (iterables of frame indices, default all) limit the work; skipped frames are zeros.
+    `contacts=False` skips recording the collisions (info["collisions"] stays empty; the video is the same).
     """
     import pybullet as p
 
@@ -550,6 +551,8 @@ def render_video(video_id, seed=0, rgb_frames=None, mask_frames=None, cfg=None, 
         if step == last * cfg.frame_steps:
             break
         p.stepSimulation(physicsClientId=cli)
+        if not contacts:
+            continue
         now = set()
         for c in p.getContactPoints(physicsClientId=cli):
             if c[1] != floor and c[2] != floor:
@@ -820,7 +823,7 @@ def extra_first_id(n_unlabeled=0):
 def _render_masks_job(job):
     """One masks-only video: (vid, (len(MASK_FRAMES), H, W) uint8 masks of MASK_FRAMES)."""
     _, _, vid, seed, cfg = job
-    _, mask, _ = render_video(vid, seed, rgb_frames=[], mask_frames=MASK_FRAMES, cfg=cfg)
+    _, mask, _ = render_video(vid, seed, rgb_frames=[], mask_frames=MASK_FRAMES, cfg=cfg, contacts=False)
     return vid, mask[list(MASK_FRAMES)]
 
 

@@ -22,6 +22,8 @@ reliable centroid there: they are masked out of the loss (they are still rendere
 """
 
 import math
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -168,15 +170,28 @@ def object_features(tr, pred, shape, camera=None):
     return np.asarray(f, np.float32)
 
 
-def video_objects(masks, cfg, with_target=False):
+def video_stats(masks, cfg, with_target=False):
+    """The object statistics ``video_objects`` reads (``tracks.video_stats``): frames 0-10 (their largest blobs
+    with ``cfg["denoise"]``), then frame 21 with ``with_target``."""
+    masks = np.asarray(masks)
+    frames = list(range(N_IN)) + ([O.TARGET] if with_target else [])
+    stats = O.video_stats(masks[frames], cfg["min_area"])
+    if cfg.get("denoise", False):
+        stats[:N_IN] = [O._denoised_stats(masks[t], s) for t, s in zip(range(N_IN), stats)]
+    return stats
+
+
+def video_objects(masks, cfg, with_target=False, stats=None):
     """Tokens of one video (T, H, W), frames 0-10 as input: dict with ``feats`` (n, F), ``base`` (n, 2)
     baseline displacement px, ``base_scale`` (n,), ``cids``, ``preds`` (the baseline's ObjectPredictions)
     and, with ``with_target`` (needs frame 21), ``target`` (n, 3) = (dy, dx) px residual and log-scale
-    residual, ``tmask`` (n,) bool (object cleanly visible at frame 21)."""
+    residual, ``tmask`` (n,) bool (object cleanly visible at frame 21). ``stats``: the video's
+    ``video_stats`` if already computed (only the frame size is then read from ``masks``)."""
     masks = np.asarray(masks)
     h, w = masks.shape[1:]
-    inp = masks[:N_IN]
-    tr = O.tracks(inp, cfg["min_area"], cfg["area_ratio"], cfg["size_b"], cfg.get("denoise", False))
+    if stats is None:
+        stats = video_stats(masks, cfg, with_target)
+    tr = O.tracks_from_stats(stats[:N_IN], (h, w), cfg["min_area"], cfg["area_ratio"], cfg["size_b"])
     preds = baseline_predictions(tr, cfg, (h, w))
     cids = sorted(preds)
     item = {"cids": cids, "preds": preds}
@@ -189,7 +204,7 @@ def video_objects(masks, cfg, with_target=False):
     item["base"] = np.array([preds[c].disp for c in cids], np.float32).reshape(-1, 2)
     item["base_scale"] = np.array([preds[c].scale for c in cids], np.float32)
     if with_target:
-        t21 = O.frame_stats(masks[O.TARGET], cfg["min_area"])
+        t21 = stats[N_IN]
         target = np.zeros((len(cids), 3), np.float32)
         tmask = np.zeros(len(cids), bool)
         for i, c in enumerate(cids):
@@ -223,18 +238,58 @@ def _tensors(item):
     return out
 
 
-def build_dataset(videos, cfg=None, flip=False, progress=True, desc="objects"):
-    """Training tokens from an iterable of (T>=22, H, W) mask videos (an (N, T, H, W) array works):
+def _video_tokens(v, cfg, flip):
+    """The token dicts (numpy) of one training video and, with ``flip``, of its mirror image."""
+    v = np.asarray(v)
+    stats = video_stats(v, cfg, with_target=True)
+    items = [
+        video_objects(v, cfg, with_target=True, stats=st)
+        for st in (stats, O.flip_stats(stats, v.shape[-1]))[: 1 + flip]
+    ]
+    return [{k: it[k] for k in ("feats", "base", "base_scale", "target", "tmask")} for it in items if len(it["cids"])]
+
+
+_FORKED = {}  # what forked token workers read: the videos stay where they are (an array, a memmap)
+
+
+def _tokens_of_rows(job):
+    lo, hi = job
+    videos, cfg, flip = _FORKED["job"]
+    return [it for i in range(lo, hi) for it in _video_tokens(videos[i], cfg, flip)]
+
+
+def build_dataset(videos, cfg=None, flip=False, progress=True, desc="objects", workers=1, chunk=100):
+    """Training tokens from (T>=22, H, W) mask videos (an (N, T, H, W) array or memmap, or an iterable):
     a list of dicts of tensors (feats, base, base_scale, target, tmask), videos without objects skipped.
-    ``flip``: also add each video mirrored left-right (the physics is symmetric)."""
+    ``flip``: also add each video mirrored left-right (the physics is symmetric; its statistics are the
+    mirrored ones, ``tracks.flip_stats``). ``workers`` > 1 (Linux: forked processes reading ``videos`` in place,
+    ``chunk`` videos a job) builds the same list in the same order, faster."""
     cfg = dict(DEFAULT_CFG, **(cfg or {}))
+    bar = tqdm(
+        total=len(videos) if hasattr(videos, "__len__") else None,
+        desc=f"tokens:{desc}",
+        disable=not progress,
+        unit="video",
+    )
+    forkable = workers > 1 and hasattr(videos, "__getitem__") and "fork" in mp.get_all_start_methods()
+    if forkable and len(videos) > chunk:
+        jobs = [(lo, min(lo + chunk, len(videos))) for lo in range(0, len(videos), chunk)]
+        _FORKED["job"] = (videos, cfg, bool(flip))
+        try:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+                parts = []
+                for (lo, hi), part in zip(jobs, pool.map(_tokens_of_rows, jobs)):
+                    parts.append(part)
+                    bar.update(hi - lo)
+        finally:
+            _FORKED.clear()
+            bar.close()
+        return [_tensors(it) for part in parts for it in part]
     out = []
-    for v in tqdm(videos, desc=f"tokens:{desc}", disable=not progress, unit="video"):
-        v = np.asarray(v)
-        for m in (v, v[:, :, ::-1]) if flip else (v,):
-            item = video_objects(m, cfg, with_target=True)
-            if len(item["cids"]):
-                out.append(_tensors(item))
+    for v in videos:
+        out += [_tensors(it) for it in _video_tokens(v, cfg, flip)]
+        bar.update(1)
+    bar.close()
     return out
 
 
@@ -373,14 +428,24 @@ def predict_split_learned(model, masks, device=None, batch_size=64, progress=Tru
 
 
 class _Tokens(torch.utils.data.Dataset):
+    """Training tokens padded once into stacked tensors (``collate`` of them all). The dataset yields row
+    numbers; ``batch`` (the loader's ``collate_fn``) takes those rows, cut to the largest object count among
+    them: the same batch as ``collate`` of the items, without padding each sample at every step."""
+
     def __init__(self, items):
-        self.items = items
+        self.data = collate(items)
+        self.counts = (~self.data["pad"]).sum(1)
 
     def __len__(self):
-        return len(self.items)
+        return len(self.counts)
 
     def __getitem__(self, i):
-        return self.items[i]
+        return i
+
+    def batch(self, rows):
+        rows = torch.as_tensor(rows)
+        n = max(1, int(self.counts[rows].max()))
+        return {k: v[rows, :n] for k, v in self.data.items()}
 
 
 def train_dynamics(
@@ -400,6 +465,7 @@ def train_dynamics(
     n_fit_videos=100,
     data=None,
     select="best",
+    workers=1,
 ):
     """Trains ``ObjectDynamics`` with ``lib.common.trainer.fit`` and returns (model with the best weights, history).
 
@@ -417,6 +483,7 @@ def train_dynamics(
     (the final epoch, ``last.pt``). With thousands of training videos "last" is better: the cosine schedule
     ends in a good model and the 50 held-out videos are too few to pick an epoch (their IoU is flat within
     noise; on val with U-Net inputs best.pt gained +0.0045 over physics, last.pt +0.011 with 3000 videos).
+    ``workers``: processes building the training tokens (``build_dataset``).
     """
     if select not in ("best", "last"):
         raise ValueError(f"select must be 'best' or 'last', not {select!r}")
@@ -426,9 +493,9 @@ def train_dynamics(
     if cfg is None:
         cfg = baseline_config(_Rows(first, keep), n_videos=n_fit_videos, seed=seed)
     cfg = dict(DEFAULT_CFG, **cfg)
-    items = build_dataset(_Rows(first, keep), cfg, flip, progress, "train")
+    items = build_dataset(_Rows(first, keep), cfg, flip, progress, "train", workers)
     for j, extra in enumerate(train_sets[1:]):
-        items += build_dataset(extra, cfg, flip, progress, f"set{j + 1}")
+        items += build_dataset(extra, cfg, flip, progress, f"set{j + 1}", workers)
     if not items:
         raise ValueError("no training videos with objects")
     held_in = [np.asarray(first[i, :N_IN]) for i in held]
@@ -460,8 +527,9 @@ def train_dynamics(
 
     seed_everything(seed)
     model = build_model(cfg)
+    tokens = _Tokens(items)
     loader = torch.utils.data.DataLoader(
-        _Tokens(items), batch_size=batch_size, collate_fn=collate, sampler=_epoch_sampler(len(items), seed)
+        tokens, batch_size=batch_size, collate_fn=tokens.batch, sampler=_epoch_sampler(len(items), seed)
     )
     config = {
         "model": model.cfg,

@@ -108,29 +108,47 @@ def size_scale(y, b):
 
 def frame_stats(frame, min_area=1):
     """{cid: (area, cy, cx, (y0, x0, y1, x1))} of one (H, W) mask, objects with area >= min_area."""
-    frame = np.asarray(frame)
-    h, w = frame.shape
-    flat = frame.ravel().astype(np.intp)
-    area = np.bincount(flat, minlength=NUM_CLASSES)
-    if len(area) > NUM_CLASSES:
+    return video_stats(np.asarray(frame)[None], min_area)[0]
+
+
+def video_stats(masks, min_area=1):
+    """``frame_stats`` of every frame of a (T, H, W) mask stack (a list of T dicts), in one pass over the
+    object pixels: frame t's class c counts as label t * NUM_CLASSES + c."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be (T, H, W), got shape {masks.shape}")
+    t_len, h, w = masks.shape
+    flat = masks.reshape(-1)
+    idx = np.flatnonzero(flat)
+    out = [{} for _ in range(t_len)]
+    if not len(idx):
+        return out
+    cls = flat[idx].astype(np.int64)
+    if cls.min() < 0 or cls.max() >= NUM_CLASSES:
         raise ValueError(f"class ids must lie in 0..{NUM_CLASSES - 1}")
-    ys = np.repeat(np.arange(h, dtype=float), w)
-    xs = np.tile(np.arange(w, dtype=float), h)
-    sy = np.bincount(flat, weights=ys, minlength=NUM_CLASSES)
-    sx = np.bincount(flat, weights=xs, minlength=NUM_CLASSES)
-    slices = ndimage.find_objects(frame.astype(np.int32), max_label=NUM_CLASSES - 1)
-    out = {}
-    for cid in np.nonzero(area >= max(min_area, 1))[0]:
-        if cid == 0:
-            continue
-        sl = slices[cid - 1]
-        out[int(cid)] = (
-            int(area[cid]),
-            sy[cid] / area[cid],
-            sx[cid] / area[cid],
-            (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop),
-        )
+    t, rest = np.divmod(idx, h * w)
+    ys, xs = np.divmod(rest, w)
+    order = np.argsort(t * NUM_CLASSES + cls, kind="stable")
+    lab, ys, xs = (t * NUM_CLASSES + cls)[order], ys[order], xs[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    area = np.diff(np.r_[starts, len(lab)])
+    sums = [np.add.reduceat(a, starts) for a in (ys, xs)]
+    lows = [np.minimum.reduceat(a, starts) for a in (ys, xs)]
+    highs = [np.maximum.reduceat(a, starts) + 1 for a in (ys, xs)]
+    for j in np.nonzero(area >= max(min_area, 1))[0]:
+        ti, cid = divmod(int(lab[starts[j]]), NUM_CLASSES)
+        a = int(area[j])
+        bbox = (int(lows[0][j]), int(lows[1][j]), int(highs[0][j]), int(highs[1][j]))
+        out[ti][cid] = (a, sums[0][j] / a, sums[1][j] / a, bbox)
     return out
+
+
+def flip_stats(stats, width):
+    """``video_stats`` of the left-right mirrored frames (column x becomes width - 1 - x), without the frames."""
+    return [
+        {c: (a, cy, width - 1 - cx, (y0, width - x1, y1, width - x0)) for c, (a, cy, cx, (y0, x0, y1, x1)) in s.items()}
+        for s in stats
+    ]
 
 
 def _largest_component(frame, cid, bbox=None):
@@ -205,7 +223,7 @@ def tracks(masks, min_area=1, area_ratio=0.75, size_b=0.0, denoise=False):
     masks = np.asarray(masks)
     if masks.ndim != 3:
         raise ValueError(f"masks must be (T, H, W), got shape {masks.shape}")
-    stats = [frame_stats(f, min_area) for f in masks]
+    stats = video_stats(masks, min_area)
     if denoise:
         stats = [_denoised_stats(f, s) for f, s in zip(masks, stats)]
     return tracks_from_stats(stats, masks.shape[1:], min_area, area_ratio, size_b)
@@ -494,22 +512,23 @@ def predict_physics(
         new_sp = np.maximum(sp - decel * dt, 0.0)
         vel *= np.where(sp > 0, new_sp / np.where(sp > 0, sp, 1), 0.0)[:, None]
         pos += vel * dt
-        for i in range(n):
-            for j in range(i + 1, n):
-                d = pos[j] - pos[i]
-                dist = float(np.hypot(*d))
-                if dist >= rad[i] + rad[j] or dist == 0:
-                    continue
-                nrm = d / dist
-                closing = float((vel[i] - vel[j]) @ nrm)
-                if closing > 0:  # approaching: exchange momentum along the normal
-                    imp = (1 + restitution) * closing / (inv_m[i] + inv_m[j])
-                    vel[i] -= imp * inv_m[i] * nrm
-                    vel[j] += imp * inv_m[j] * nrm
-                    for q in (i, j):
-                        contacts[q] += 1
-                        if np.isnan(first_contact[q]):
-                            first_contact[q] = t0 + (step + 1) * dt
+        if n < 2:
+            continue
+        gap = pos[None, :, :] - pos[:, None, :]  # gap[i, j] = pos[j] - pos[i]
+        dists = np.hypot(gap[..., 0], gap[..., 1])
+        touch = np.triu((dists < rad[:, None] + rad[None, :]) & (dists > 0), 1)
+        for i, j in zip(*np.nonzero(touch)):  # row-major: the pairs (i < j) in the order of a double loop
+            dist = float(dists[i, j])
+            nrm = gap[i, j] / dist
+            closing = float((vel[i] - vel[j]) @ nrm)
+            if closing > 0:  # approaching: exchange momentum along the normal
+                imp = (1 + restitution) * closing / (inv_m[i] + inv_m[j])
+                vel[i] -= imp * inv_m[i] * nrm
+                vel[j] += imp * inv_m[j] * nrm
+                for q in (i, j):
+                    contacts[q] += 1
+                    if np.isnan(first_contact[q]):
+                        first_contact[q] = t0 + (step + 1) * dt
     out = {}
     for q, ((cid, ref, c, _, _, _, _), p) in enumerate(zip(objs, pos)):
         disp = camera.to_image(p) - c
