@@ -1,7 +1,7 @@
 """Speed of the object stage: videos/s of track building (``tracks.tracks``), of the renderer (``tracks.render``),
 of masks-only synthetic generation (``synth.generate_masks``), and training samples/s of the learned model.
 
-python scripts/bench_objects.py --videos 40 --workers 1 2
+python scripts/bench_objects.py --videos 200 --workers 1 2
 """
 
 import argparse
@@ -29,6 +29,7 @@ def main():
         "--supersample", type=int, default=1, help="rasterisation of the masks-only videos (notebook 06: 1)"
     )
     ap.add_argument("--epochs", type=int, default=2, help="training epochs timed")
+    ap.add_argument("--batch-size", type=int, default=64, help="training batch (notebook 06 on cpu: 64)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this tiny model)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -61,15 +62,18 @@ def main():
     for m, p in zip(masks, preds):
         O.render(m[: O.LAST_INPUT + 1], p)
     print(f"render: {rate(n, time.time() - t0):.1f} videos/s")
-    t0 = time.time()
-    items = D.build_dataset(masks, cfg, flip=True, progress=False)
-    dt = time.time() - t0
-    print(f"training tokens (tracks + physics baseline + features, with flips): {rate(n, dt):.1f} videos/s")
+    for w in args.workers:
+        t0 = time.time()
+        items = D.build_dataset(masks, cfg, flip=True, progress=False, workers=w, chunk=max(1, n // 8))
+        dt = time.time() - t0
+        print(
+            f"training tokens (tracks + physics baseline + features, with flips), workers={w}: {rate(n, dt):.1f} videos/s"
+        )
 
     model = D.build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), 5e-4)
     tokens = D._Tokens(items)
-    loader = torch.utils.data.DataLoader(tokens, batch_size=32, shuffle=True, collate_fn=tokens.batch)
+    loader = torch.utils.data.DataLoader(tokens, batch_size=args.batch_size, shuffle=True, collate_fn=tokens.batch)
     t0, seen = time.time(), 0
     model.train()
     for _ in range(args.epochs):
