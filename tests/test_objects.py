@@ -244,7 +244,7 @@ def _assert_same_stats(got, want):
 def test_video_stats_match_each_frame_by_hand():
     rng = np.random.default_rng(0)
     v = np.zeros((5, H, W), np.uint8)
-    for t in range(5):  # overlapping rectangles, one touching the border, an empty frame at t = 3
+    for t in range(5):  # overlapping rectangles, some cut by the border, an empty frame at t = 3
         for cid in rng.choice(np.arange(1, 49), 4, replace=False) if t != 3 else []:
             y, x = rng.integers(-5, H - 5), rng.integers(-5, W - 5)
             v[t, max(y, 0) : y + rng.integers(3, 30), max(x, 0) : x + rng.integers(3, 30)] = cid
