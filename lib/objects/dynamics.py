@@ -174,11 +174,8 @@ def video_stats(masks, cfg, with_target=False):
     """The object statistics ``video_objects`` reads (``tracks.video_stats``): frames 0-10 (their largest blobs
     with ``cfg["denoise"]``), then frame 21 with ``with_target``."""
     masks = np.asarray(masks)
-    frames = list(range(N_IN)) + ([O.TARGET] if with_target else [])
-    stats = O.video_stats(masks[frames], cfg["min_area"])
-    if cfg.get("denoise", False):
-        stats[:N_IN] = [O._denoised_stats(masks[t], s) for t, s in zip(range(N_IN), stats)]
-    return stats
+    stats = O.object_stats(masks[:N_IN], cfg["min_area"], cfg.get("denoise", False))
+    return stats + (O.video_stats(masks[[O.TARGET]], cfg["min_area"]) if with_target else [])
 
 
 def video_objects(masks, cfg, with_target=False, stats=None):

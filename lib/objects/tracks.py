@@ -223,10 +223,16 @@ def tracks(masks, min_area=1, area_ratio=0.75, size_b=0.0, denoise=False):
     masks = np.asarray(masks)
     if masks.ndim != 3:
         raise ValueError(f"masks must be (T, H, W), got shape {masks.shape}")
+    return tracks_from_stats(object_stats(masks, min_area, denoise), masks.shape[1:], min_area, area_ratio, size_b)
+
+
+def object_stats(masks, min_area=1, denoise=False):
+    """``video_stats`` of a (T, H, W) stack, each object's from its largest blob with ``denoise`` (what
+    ``tracks`` reads)."""
     stats = video_stats(masks, min_area)
     if denoise:
         stats = [_denoised_stats(f, s) for f, s in zip(masks, stats)]
-    return tracks_from_stats(stats, masks.shape[1:], min_area, area_ratio, size_b)
+    return stats
 
 
 # ------------------------------------------------------------------------------------------ velocity
