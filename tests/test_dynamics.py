@@ -83,6 +83,24 @@ def test_padding_does_not_change_real_objects():
     torch.testing.assert_close(disp2[0, :1], disp_a[0], atol=1e-5, rtol=1e-5)
 
 
+def test_objects_the_baseline_keeps_still_keep_its_prediction():
+    # object 5 moves (decel baseline: 3 px/frame), object 9 stands still
+    v = video([(5, 40, 60, 0, 3, 10), (9, 100, 150, 0, 0, 12)])
+    item = D.video_objects(v[:11], CFG)
+    assert np.hypot(*item["preds"][9].disp) < CFG["still"] <= np.hypot(*item["preds"][5].disp)
+    model = D.ObjectDynamics(d=16, cfg=CFG)
+    with torch.no_grad():  # every object 5 px lower and 10% larger
+        model.head[-1].bias.copy_(torch.tensor([0.5, 0.0, np.log(1.1)]))
+    (preds,) = D.predict_items(model, [item], "cpu")
+    np.testing.assert_allclose(preds[5].disp, item["preds"][5].disp + [5, 0], atol=1e-5)
+    assert preds[5].scale == pytest.approx(1.1 * item["preds"][5].scale)
+    np.testing.assert_allclose(preds[9].disp, item["preds"][9].disp)
+    assert preds[9].scale == item["preds"][9].scale
+    model.cfg["still"] = 0.0  # the rule off: the model moves it too
+    (preds,) = D.predict_items(model, [item], "cpu")
+    np.testing.assert_allclose(preds[9].disp, item["preds"][9].disp + [5, 0], atol=1e-5)
+
+
 def test_untrained_model_is_the_baseline():
     v = random_videos(3, seed=1)
     model = D.ObjectDynamics(d=16, cfg=CFG)

@@ -62,6 +62,7 @@ DEFAULT_CFG = {
     "heads": 4,
     "layers": 2,
     "dropout": 0.1,
+    "still": 0.5,
 }
 
 
@@ -382,9 +383,14 @@ def dynamics_loss(model, batch, device, scale_weight=0.5, sigma=0.8):
 @torch.no_grad()
 def predict_items(model, items, device=None, batch_size=64):
     """Runs the model on ``video_objects`` items; returns per item the ObjectPredictions with the model's
-    displacement and scale (the baseline's reference frames)."""
+    displacement and scale (the baseline's reference frames).
+
+    An object the baseline keeps still (displacement under ``model.cfg["still"]`` px) keeps the baseline's
+    prediction: the model's guesses that such an object will be hit miss more often than not (on val, U-Net
+    inputs, this rule adds +0.006 IoU; README)."""
     device = auto_device(device) if device is None else torch.device(device)
     model.eval().to(device)
+    still = model.cfg.get("still", 0.0)
     out = []
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
@@ -397,9 +403,10 @@ def predict_items(model, items, device=None, batch_size=64):
             preds = {}
             for n, c in enumerate(it["cids"]):
                 p = it["preds"][c]
-                preds[c] = O.ObjectPrediction(
-                    c, p.ref_t, p.ref_centroid, disp[j, n].astype(float), float(scale[j, n]), {"base": p.disp}
-                )
+                d, s = disp[j, n].astype(float), float(scale[j, n])
+                if np.hypot(*p.disp) < still:
+                    d, s = np.asarray(p.disp, float), float(p.scale)
+                preds[c] = O.ObjectPrediction(c, p.ref_t, p.ref_centroid, d, s, {"base": p.disp})
             out.append(preds)
     return out
 
