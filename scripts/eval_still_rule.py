@@ -44,16 +44,16 @@ def main(argv=None):
     model.cfg.update(min_area=1, denoise=False)  # true masks in
     rule = model.cfg["still"]
     cms = {}
-    for still in (rule, 0.0):
+    for name, still in (("with", rule), ("without", 0.0)):
         model.cfg["still"] = still
-        cms[still] = per_video_confusion(D.predict_split_learned(model, masks, device="cpu"), true22)
+        cms[name] = per_video_confusion(D.predict_split_learned(model, masks, device="cpu"), true22)
     res = {
         "checkpoint": args.checkpoint,
         "ids": [args.first_id, args.first_id + args.videos - 1],
         "still": rule,
-        "iou_with_rule": iou_from_confusion(cms[rule].sum(0))[0],
-        "iou_without_rule": iou_from_confusion(cms[0.0].sum(0))[0],
-        "rule_minus_none": bootstrap_diff_ci(cms[rule], cms[0.0]),
+        "iou_with_rule": iou_from_confusion(cms["with"].sum(0))[0],
+        "iou_without_rule": iou_from_confusion(cms["without"].sum(0))[0],
+        "rule_minus_none": bootstrap_diff_ci(cms["with"], cms["without"]),
     }
     d = res["rule_minus_none"]
     print(
