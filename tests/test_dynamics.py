@@ -101,6 +101,34 @@ def test_objects_the_baseline_keeps_still_keep_its_prediction():
     np.testing.assert_allclose(preds[9].disp, item["preds"][9].disp + [5, 0], atol=1e-5)
 
 
+def test_flip_averaging_cancels_a_sideways_bias():
+    """With cfg["flip"] each video is also read mirrored: a model that pushes every object 5 px right pushes
+    the mirrored objects 5 px right too, i.e. 5 px left in the video, so the averaged answer keeps only its
+    common part (5 px down) and the baseline's own sideways motion."""
+    v = video([(5, 40, 60, 0, 3, 10), (9, 100, 150, 1, -2, 12)])[:11]
+    model = D.ObjectDynamics(d=16, cfg=dict(CFG, still=0.0))
+    with torch.no_grad():  # every object 5 px lower, 5 px to the right, 10% larger
+        model.head[-1].bias.copy_(torch.tensor([0.5, 0.5, np.log(1.1)]))
+    item, mirror = D.video_objects(v, model.cfg), D.mirrored_objects(v, model.cfg)
+    assert mirror["cids"] == item["cids"] == [5, 9]
+    (one,) = D.predict_items(model, [item], "cpu")
+    (avg,) = D.predict_items(model, [item], "cpu", mirrored=[mirror])
+    for c in (5, 9):
+        base = item["preds"][c].disp
+        np.testing.assert_allclose(one[c].disp, base + [5, 5], atol=1e-4)
+        np.testing.assert_allclose(avg[c].disp, base + [5, 0], atol=1e-4)
+        assert avg[c].scale == pytest.approx(1.1 * item["preds"][c].scale, rel=1e-5)
+    # predict_split_learned averages when the checkpoint's config says so
+    flipped = D.predict_split_learned(model, v[None], device="cpu", progress=False)
+    model.cfg["flip"] = False
+    single = D.predict_split_learned(model, v[None], device="cpu", progress=False)
+    want = O.render(v, avg)
+    np.testing.assert_array_equal(flipped[0], want)
+    assert not np.array_equal(single[0], want)
+    with pytest.raises(ValueError, match="mirrored items"):
+        D.predict_items(model, [item], "cpu", mirrored=[D.video_objects(v[:, :, :120], model.cfg)])
+
+
 def test_untrained_model_is_the_baseline():
     v = random_videos(3, seed=1)
     model = D.ObjectDynamics(d=16, cfg=CFG)

@@ -166,3 +166,28 @@ def test_still_rule_script_on_fresh_videos(tmp_path):
     assert json.loads(out.read_text())["ids"] == [FIRST, FIRST + 3]
     assert res["still"] == 0.5 and res["iou_with_rule"] > res["iou_without_rule"]
     assert res["rule_minus_none"]["diff"] > 0
+
+
+def test_fragment_script_scores_the_rule_and_counts_the_ids():
+    """scripts/eval_fragments.py: a fragment (id 30, 3 frames, inside the frame) kept in the U-Net inputs is drawn
+    at frame 22 where nothing is; with the rule it is dropped, the IoU is higher, and it is counted as an id the
+    true masks do not hold. The module setting is restored afterwards."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import eval_fragments
+
+    from lib.objects import tracks as O
+
+    videos = np.zeros((3, 22, 160, 240), np.uint8)
+    for i, v in enumerate(videos):
+        for t in range(22):
+            x = 20 + 3 * t
+            v[t, 40 + 20 * i : 52 + 20 * i, x : x + 12] = 5 + i
+    truth = videos.copy()
+    videos[0, 8:11, 60:64, 150:160] = 30  # the fragment, in one video
+    predictors = {"cv": lambda x: O.predict_split(x, "cv", False, k=2, **eval_fragments.UNET)}
+    res = eval_fragments.compare(predictors, videos[:, :11], truth[:, 21], truth[:, :11])
+    assert O.FRAGMENT_FRAMES == 3
+    r = res["cv"]
+    assert r["iou_with_rule"] == pytest.approx(1.0) and r["iou_without_rule"] < 1.0
+    assert r["rule_minus_none"]["diff"] > 0
+    assert res["dropped_ids"] == 1 and res["dropped_ids_not_in_true_masks"] == 1

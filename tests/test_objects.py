@@ -265,3 +265,22 @@ def test_flip_stats_are_the_stats_of_the_mirrored_frames():
     flipped = O.flip_stats(O.video_stats(v), W)
     for t in range(4):
         _assert_same_stats(flipped[t], _stats_by_hand(v[t, :, ::-1]))
+
+
+def test_unet_fragments_are_dropped_entrants_kept():
+    """With denoise (U-Net inputs) an id seen in at most FRAGMENT_FRAMES frames that never touches the edge is
+    a fragment of another object's rim: no track, not moved, no collisions. An entrant seen as briefly is cut
+    by the border, so it stays; so does an object seen in every frame."""
+    v = square_video(cid=5, y=40, x=20, vx=3)  # a real object, moving right
+    v[8:11, 50:54, 62:70] = 7  # a fragment for the last 3 frames, just ahead of object 5
+    v[9:11, 120:130, 230:240] = 9  # an entrant at the right edge in the last 2 frames
+    v[:, 100:110, 100:110] = 11  # a still object, every frame
+    assert set(O.tracks(v, min_area=20)) == {5, 7, 9, 11}  # true-mask settings keep everything
+    assert set(O.tracks(v, min_area=20, denoise=True)) == {5, 9, 11}
+    v[7, 50:54, 62:70] = 7  # seen in 4 frames: kept
+    assert 7 in O.tracks(v, min_area=20, denoise=True)
+    v[7, 50:54, 62:70] = 0
+    stats = O.video_stats(v[:2])  # too few frames to tell: nothing seen in every frame is dropped
+    assert O.drop_fragments(stats, (H, W)) == stats
+    pred = O.predict_video(v, "cv", k=2, min_area=20, denoise=True)
+    assert 7 not in np.unique(pred) and {5, 9, 11} <= set(np.unique(pred).tolist())

@@ -63,6 +63,7 @@ DEFAULT_CFG = {
     "layers": 2,
     "dropout": 0.1,
     "still": 0.5,
+    "flip": True,
 }
 
 
@@ -381,16 +382,8 @@ def dynamics_loss(model, batch, device, scale_weight=0.5, sigma=0.8):
 
 
 @torch.no_grad()
-def predict_items(model, items, device=None, batch_size=64):
-    """Runs the model on ``video_objects`` items; returns per item the ObjectPredictions with the model's
-    displacement and scale (the baseline's reference frames).
-
-    An object the baseline keeps still (displacement under ``model.cfg["still"]`` px) keeps the baseline's
-    prediction: the model's guesses that such an object will be hit miss more often than not (on val, U-Net
-    inputs, this rule adds +0.006 IoU; README)."""
-    device = auto_device(device) if device is None else torch.device(device)
-    model.eval().to(device)
-    still = model.cfg.get("still", 0.0)
+def _model_outputs(model, items, device, batch_size):
+    """Per item the model's (displacement (n, 2) px, scale (n,)) of its objects."""
     out = []
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
@@ -398,22 +391,57 @@ def predict_items(model, items, device=None, batch_size=64):
         disp, scale, _ = model(
             b["feats"].to(device), b["pad"].to(device), b["base"].to(device), b["base_scale"].to(device)
         )
-        disp, scale = disp.cpu().numpy(), scale.cpu().numpy()
-        for j, it in enumerate(chunk):
-            preds = {}
-            for n, c in enumerate(it["cids"]):
-                p = it["preds"][c]
-                d, s = disp[j, n].astype(float), float(scale[j, n])
-                if np.hypot(*p.disp) < still:
-                    d, s = np.asarray(p.disp, float), float(p.scale)
-                preds[c] = O.ObjectPrediction(c, p.ref_t, p.ref_centroid, d, s, {"base": p.disp})
-            out.append(preds)
+        disp, scale = disp.cpu().numpy().astype(float), scale.cpu().numpy().astype(float)
+        out += [(disp[j, : len(it["cids"])], scale[j, : len(it["cids"])]) for j, it in enumerate(chunk)]
     return out
+
+
+def predict_items(model, items, device=None, batch_size=64, mirrored=None):
+    """Runs the model on ``video_objects`` items; returns per item the ObjectPredictions with the model's
+    displacement and scale (the baseline's reference frames).
+
+    ``mirrored``: the items of the same videos mirrored left-right (``mirrored_objects``); the model's answer
+    is then the mean of its two answers (the mirror's dx negated; scales: geometric mean).
+
+    An object the baseline keeps still (displacement under ``model.cfg["still"]`` px) keeps the baseline's
+    prediction: the model's guesses that such an object will be hit miss more often than not (on val, U-Net
+    inputs, this rule adds +0.006 IoU; README)."""
+    device = auto_device(device) if device is None else torch.device(device)
+    model.eval().to(device)
+    still = model.cfg.get("still", 0.0)
+    outs = _model_outputs(model, items, device, batch_size)
+    if mirrored is not None:
+        for it, m in zip(items, mirrored):
+            if it["cids"] != m["cids"]:
+                raise ValueError(f"mirrored items hold other objects ({m['cids']}) than the items ({it['cids']})")
+        outs = [
+            ((d + dm * [1.0, -1.0]) / 2, np.sqrt(s * sm))
+            for (d, s), (dm, sm) in zip(outs, _model_outputs(model, mirrored, device, batch_size))
+        ]
+    out = []
+    for it, (disp, scale) in zip(items, outs):
+        preds = {}
+        for n, c in enumerate(it["cids"]):
+            p = it["preds"][c]
+            d, s = disp[n], float(scale[n])
+            if np.hypot(*p.disp) < still:
+                d, s = np.asarray(p.disp, float), float(p.scale)
+            preds[c] = O.ObjectPrediction(c, p.ref_t, p.ref_centroid, d, s, {"base": p.disp})
+        out.append(preds)
+    return out
+
+
+def mirrored_objects(masks, cfg):
+    """``video_objects`` of one video (T, H, W) mirrored left-right (from the mirrored statistics)."""
+    masks = np.asarray(masks)
+    stats = O.flip_stats(video_stats(masks, cfg), masks.shape[-1])
+    return video_objects(masks, cfg, stats=stats)
 
 
 def predict_split_learned(model, masks, device=None, batch_size=64, progress=True, use_scale=True):
     """(N, H, W) uint8 frame-22 masks of (N, >=11, H, W) input masks, rendered with ``objects.render``
-    from the model's displacements (and scales, unless ``use_scale`` is False)."""
+    from the model's displacements (and scales, unless ``use_scale`` is False). With ``model.cfg["flip"]``
+    each video is also read mirrored and the two answers are averaged (``predict_items``)."""
     cfg = model.cfg
     out = np.empty((len(masks), *masks.shape[2:]), np.uint8)
     step = 256
@@ -421,7 +449,8 @@ def predict_split_learned(model, masks, device=None, batch_size=64, progress=Tru
     for s in range(0, len(masks), step):
         vids = [np.asarray(masks[i, :N_IN]) for i in range(s, min(s + step, len(masks)))]
         items = [video_objects(v, cfg) for v in vids]
-        for j, (v, preds) in enumerate(zip(vids, predict_items(model, items, device, batch_size))):
+        mirrored = [mirrored_objects(v, cfg) for v in vids] if cfg.get("flip") else None
+        for j, (v, preds) in enumerate(zip(vids, predict_items(model, items, device, batch_size, mirrored))):
             if not use_scale:
                 for p in preds.values():
                     p.scale = 1.0

@@ -1,0 +1,115 @@
+"""What dropping U-Net fragments adds (``tracks.drop_fragments``): on a finished run's val and hidden videos, U-Net
+inputs, the run's learned model and its physics baseline with the rule and without it (``FRAGMENT_FRAMES = 0``).
+
+A fragment is an id seen in at most 3 input frames that never touches the image edge; objects enter and leave
+through the edges, so it is a stretch of another object's rim with a wrong class. Reports per split the IoU with
+and without, the paired 95% bootstrap interval of the difference, the ids dropped and, on val (where the true
+input masks are known), how many of them the true masks do not hold.
+
+    python scripts/eval_fragments.py --run runs/cpu-ref5 --out results/experiments/fragments.json
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+from lib.common.files import save_json
+from lib.common.metrics import bootstrap_diff_ci, iou_from_confusion, per_video_confusion
+from lib.common.paths import resolve
+from lib.data import dataset as data
+from lib.objects import dynamics as D
+from lib.objects import tracks as O
+
+UNET = {"min_area": 20, "denoise": True}  # notebook 06's settings for U-Net inputs
+
+
+def dropped_ids(inputs, min_area=UNET["min_area"]):
+    """Per video the ids ``drop_fragments`` leaves out of (N, 11, H, W) U-Net inputs."""
+    out = []
+    for v in inputs:
+        kept = set(O.tracks(v, min_area, denoise=True))
+        O.FRAGMENT_FRAMES, saved = 0, O.FRAGMENT_FRAMES
+        try:
+            every = set(O.tracks(v, min_area, denoise=True))
+        finally:
+            O.FRAGMENT_FRAMES = saved
+        out.append(sorted(every - kept))
+    return out
+
+
+def compare(predictors, inputs, true22, true_inputs=None, seed=0):
+    """{predictor: IoU with / without the rule, paired interval} on (N, 11, H, W) U-Net ``inputs``; ``predictors``:
+    {name: function inputs -> (N, H, W) masks}. ``true_inputs``: the true masks of the same frames, to count
+    the dropped ids that are not objects."""
+    res = {}
+    for name, predict in predictors.items():
+        cms = {}
+        for rule, frames in (("with", O.FRAGMENT_FRAMES), ("without", 0)):
+            O.FRAGMENT_FRAMES, saved = frames, O.FRAGMENT_FRAMES
+            try:
+                cms[rule] = per_video_confusion(predict(inputs), true22)
+            finally:
+                O.FRAGMENT_FRAMES = saved
+        res[name] = {
+            "iou_with_rule": iou_from_confusion(cms["with"].sum(0))[0],
+            "iou_without_rule": iou_from_confusion(cms["without"].sum(0))[0],
+            "rule_minus_none": bootstrap_diff_ci(cms["with"], cms["without"], seed=seed),
+        }
+    drops = dropped_ids(inputs)
+    res["dropped_ids"] = sum(map(len, drops))
+    if true_inputs is not None:
+        res["dropped_ids_not_in_true_masks"] = sum(
+            len(set(d) - set(np.unique(t).tolist())) for d, t in zip(drops, true_inputs)
+        )
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="a finished run folder (labels/, objects/last.pt, metrics/)")
+    ap.add_argument("--data-root", default="data/embedded", help="val masks and hidden_answers.npz")
+    ap.add_argument("--out", default=None, help="JSON results")
+    args = ap.parse_args(argv)
+
+    run = resolve(args.run)
+    model = D.load_dynamics(run / "objects" / "last.pt")
+    model.cfg.update(UNET)
+    physics = json.loads((run / "metrics" / "06_objects.json").read_text())["settings"]["physics"]
+    keys = ("k", "decel", "F", "size_b", "restitution", "radius_scale", "mass_ratio")
+    predictors = {
+        "learned": lambda x: D.predict_split_learned(model, x, device="cpu", progress=False),
+        "physics": lambda x: O.predict_split(x, "physics", False, **{k: physics[k] for k in keys}, **UNET),
+    }
+    val = data.load_split(args.data_root, "val", policy="skip")
+    splits = {}
+    labels = np.load(run / "labels" / "val.npy", mmap_mode="r")
+    pos = {int(v): i for i, v in enumerate(np.load(run / "labels" / "val.ids.npy"))}
+    x = np.stack([labels[pos[int(v)], :11] for v in val.ids])
+    splits["val"] = compare(predictors, x, np.asarray(val.masks[:, 21]), np.asarray(val.masks[:, :11]))
+    answers = resolve(args.data_root) / "hidden_answers.npz"
+    if answers.is_file():
+        ans = np.load(answers)
+        ids = np.load(run / "labels" / "hidden.ids.npy")
+        where = {int(v): i for i, v in enumerate(ans["ids"])}
+        x = np.asarray(np.load(run / "labels" / "hidden.npy", mmap_mode="r")[:, :11])
+        splits["hidden"] = compare(predictors, x, ans["masks"][[where[int(v)] for v in ids]])
+    res = {"run": args.run, "fragment_frames": O.FRAGMENT_FRAMES, "splits": splits}
+    for split, r in splits.items():
+        for name in predictors:
+            d = r[name]["rule_minus_none"]
+            print(
+                f"{split} {name}: with {r[name]['iou_with_rule']:.4f} without {r[name]['iou_without_rule']:.4f} "
+                f"difference {d['diff']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]"
+            )
+        extra = r.get("dropped_ids_not_in_true_masks")
+        print(
+            f"{split}: {r['dropped_ids']} ids dropped" + ("" if extra is None else f", {extra} not in the true masks")
+        )
+    if args.out:
+        save_json(args.out, res)
+    return res
+
+
+if __name__ == "__main__":
+    main()
