@@ -280,7 +280,7 @@ def test_unet_fragments_are_dropped_entrants_kept():
     v[7, 50:54, 62:70] = 7  # seen in 4 frames: kept
     assert 7 in O.tracks(v, min_area=20, denoise=True)
     v[7, 50:54, 62:70] = 0
-    stats = O.video_stats(v[:2])  # too few frames to tell: nothing seen in every frame is dropped
+    stats = O.video_stats(v[:2])  # a 2-frame stack: objects seen in every frame (5 and 11, inside) are kept
     assert O.drop_fragments(stats, (H, W)) == stats
     pred = O.predict_video(v, "cv", k=2, min_area=20, denoise=True)
     assert 7 not in np.unique(pred) and {5, 9, 11} <= set(np.unique(pred).tolist())
