@@ -11,8 +11,10 @@ input masks are known), how many of them the true masks do not hold.
 
 import argparse
 import json
+from contextlib import contextmanager
 
 import numpy as np
+from dynamics_scaling import physics_kwargs
 
 from lib.common.files import save_json
 from lib.common.metrics import bootstrap_diff_ci, iou_from_confusion, per_video_confusion
@@ -21,42 +23,44 @@ from lib.data import dataset as data
 from lib.objects import dynamics as D
 from lib.objects import tracks as O
 
-UNET = {"min_area": 20, "denoise": True}  # notebook 06's settings for U-Net inputs
+
+@contextmanager
+def fragment_frames(n):
+    """``tracks.FRAGMENT_FRAMES`` set to ``n`` inside the block (0: no fragments dropped), restored after it."""
+    saved, O.FRAGMENT_FRAMES = O.FRAGMENT_FRAMES, n
+    try:
+        yield
+    finally:
+        O.FRAGMENT_FRAMES = saved
 
 
-def dropped_ids(inputs, min_area=UNET["min_area"]):
+def dropped_ids(inputs, min_area):
     """Per video the ids ``drop_fragments`` leaves out of (N, 11, H, W) U-Net inputs."""
     out = []
     for v in inputs:
         kept = set(O.tracks(v, min_area, denoise=True))
-        O.FRAGMENT_FRAMES, saved = 0, O.FRAGMENT_FRAMES
-        try:
+        with fragment_frames(0):
             every = set(O.tracks(v, min_area, denoise=True))
-        finally:
-            O.FRAGMENT_FRAMES = saved
         out.append(sorted(every - kept))
     return out
 
 
-def compare(predictors, inputs, true22, true_inputs=None, seed=0):
+def compare(predictors, inputs, true22, min_area, true_inputs=None, seed=0):
     """{predictor: IoU with / without the rule, paired interval} on (N, 11, H, W) U-Net ``inputs``; ``predictors``:
-    {name: function inputs -> (N, H, W) masks}. ``true_inputs``: the true masks of the same frames, to count
-    the dropped ids that are not objects."""
+    {name: function inputs -> (N, H, W) masks}; ``min_area``: the U-Net setting the ids are counted with.
+    ``true_inputs``: the true masks of the same frames, to count the dropped ids that are not objects."""
     res = {}
     for name, predict in predictors.items():
         cms = {}
         for rule, frames in (("with", O.FRAGMENT_FRAMES), ("without", 0)):
-            O.FRAGMENT_FRAMES, saved = frames, O.FRAGMENT_FRAMES
-            try:
+            with fragment_frames(frames):
                 cms[rule] = per_video_confusion(predict(inputs), true22)
-            finally:
-                O.FRAGMENT_FRAMES = saved
         res[name] = {
             "iou_with_rule": iou_from_confusion(cms["with"].sum(0))[0],
             "iou_without_rule": iou_from_confusion(cms["without"].sum(0))[0],
             "rule_minus_none": bootstrap_diff_ci(cms["with"], cms["without"], seed=seed),
         }
-    drops = dropped_ids(inputs)
+    drops = dropped_ids(inputs, min_area)
     res["dropped_ids"] = sum(map(len, drops))
     if true_inputs is not None:
         res["dropped_ids_not_in_true_masks"] = sum(
@@ -73,27 +77,30 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     run = resolve(args.run)
+    sel = json.loads((run / "objects" / "selected.json").read_text())
+    unet = {"min_area": sel["min_area"], "denoise": sel["denoise"]}  # the U-Net settings notebook 06 recorded
     model = D.load_dynamics(run / "objects" / "last.pt")
-    model.cfg.update(UNET)
-    physics = json.loads((run / "metrics" / "06_objects.json").read_text())["settings"]["physics"]
-    keys = ("k", "decel", "F", "size_b", "restitution", "radius_scale", "mass_ratio")
+    model.cfg.update(unet)
+    physics = physics_kwargs(json.loads((run / "metrics" / "06_objects.json").read_text())["settings"]["physics"])
     predictors = {
         "learned": lambda x: D.predict_split_learned(model, x, device="cpu", progress=False),
-        "physics": lambda x: O.predict_split(x, "physics", False, **{k: physics[k] for k in keys}, **UNET),
+        "physics": lambda x: O.predict_split(x, progress=False, **physics, **unet),
     }
     val = data.load_split(args.data_root, "val", policy="skip")
     splits = {}
     labels = np.load(run / "labels" / "val.npy", mmap_mode="r")
     pos = {int(v): i for i, v in enumerate(np.load(run / "labels" / "val.ids.npy"))}
     x = np.stack([labels[pos[int(v)], :11] for v in val.ids])
-    splits["val"] = compare(predictors, x, np.asarray(val.masks[:, 21]), np.asarray(val.masks[:, :11]))
+    splits["val"] = compare(
+        predictors, x, np.asarray(val.masks[:, 21]), unet["min_area"], np.asarray(val.masks[:, :11])
+    )
     answers = resolve(args.data_root) / "hidden_answers.npz"
     if answers.is_file():
         ans = np.load(answers)
         ids = np.load(run / "labels" / "hidden.ids.npy")
         where = {int(v): i for i, v in enumerate(ans["ids"])}
         x = np.asarray(np.load(run / "labels" / "hidden.npy", mmap_mode="r")[:, :11])
-        splits["hidden"] = compare(predictors, x, ans["masks"][[where[int(v)] for v in ids]])
+        splits["hidden"] = compare(predictors, x, ans["masks"][[where[int(v)] for v in ids]], unet["min_area"])
     res = {"run": args.run, "fragment_frames": O.FRAGMENT_FRAMES, "splits": splits}
     for split, r in splits.items():
         for name in predictors:

@@ -91,6 +91,16 @@ def run_all(profile, run_dir, overrides, timeout=1800):
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+# the paired comparisons notebook 07 writes to val_diff_ci (the last three carried over from notebook 06)
+PAIRED_COMPARISONS = {
+    "objects - SimVP fine-tuned",
+    "fine-tuned - SimVP",
+    "learned - physics",
+    "still rule",
+    "flip averaging",
+}
+
+
 def read_metrics(run, name):
     """A notebook's ``metrics/<name>.json`` in a run folder."""
     return json.loads((Path(run) / "metrics" / f"{name}.json").read_text())

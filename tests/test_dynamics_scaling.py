@@ -184,8 +184,8 @@ def test_fragment_script_scores_the_rule_and_counts_the_ids():
             v[t, 40 + 20 * i : 52 + 20 * i, x : x + 12] = 5 + i
     truth = videos.copy()
     videos[0, 8:11, 60:64, 150:160] = 30  # the fragment, in one video
-    predictors = {"cv": lambda x: O.predict_split(x, "cv", False, k=2, **eval_fragments.UNET)}
-    res = eval_fragments.compare(predictors, videos[:, :11], truth[:, 21], truth[:, :11])
+    predictors = {"cv": lambda x: O.predict_split(x, "cv", False, k=2, min_area=20, denoise=True)}
+    res = eval_fragments.compare(predictors, videos[:, :11], truth[:, 21], 20, truth[:, :11])
     assert O.FRAGMENT_FRAMES == 3
     r = res["cv"]
     assert r["iou_with_rule"] == pytest.approx(1.0) and r["iou_without_rule"] < 1.0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import read_metrics, run_all
+from conftest import PAIRED_COMPARISONS, read_metrics, run_all
 from PIL import Image
 
 from lib.data import dataset as data
@@ -143,13 +143,7 @@ def test_intervals_written(quirk_run):
     assert set(m["val_ci"]) == set(m["val_table"])
     for k, (lo, hi) in m["val_ci"].items():
         assert lo <= hi, k
-    assert {
-        "objects - SimVP fine-tuned",
-        "fine-tuned - SimVP",
-        "learned - physics",
-        "still rule",
-        "flip averaging",
-    } <= set(m["val_diff_ci"])
+    assert PAIRED_COMPARISONS <= set(m["val_diff_ci"])
     for d in m["val_diff_ci"].values():
         assert d["ci"][0] <= d["ci"][1]
     z = np.load(run / "metrics" / "07_val_confusion.npz")
