@@ -22,6 +22,7 @@ from lib.common.paths import resolve
 from lib.data import dataset as data
 from lib.objects import dynamics as D
 from lib.objects import tracks as O
+from lib.segmentation.label import load_labels
 
 
 @contextmanager
@@ -88,8 +89,8 @@ def main(argv=None):
     }
     val = data.load_split(args.data_root, "val", policy="skip")
     splits = {}
-    labels = np.load(run / "labels" / "val.npy", mmap_mode="r")
-    pos = {int(v): i for i, v in enumerate(np.load(run / "labels" / "val.ids.npy"))}
+    ids, labels = load_labels(run / "labels", "val")
+    pos = {int(v): i for i, v in enumerate(ids)}
     x = np.stack([labels[pos[int(v)], :11] for v in val.ids])
     splits["val"] = compare(
         predictors, x, np.asarray(val.masks[:, 21]), unet["min_area"], np.asarray(val.masks[:, :11])
@@ -97,9 +98,9 @@ def main(argv=None):
     answers = resolve(args.data_root) / "hidden_answers.npz"
     if answers.is_file():
         ans = np.load(answers)
-        ids = np.load(run / "labels" / "hidden.ids.npy")
+        ids, labels = load_labels(run / "labels", "hidden")
         where = {int(v): i for i, v in enumerate(ans["ids"])}
-        x = np.asarray(np.load(run / "labels" / "hidden.npy", mmap_mode="r")[:, :11])
+        x = np.asarray(labels[:, :11])
         splits["hidden"] = compare(predictors, x, ans["masks"][[where[int(v)] for v in ids]], unet["min_area"])
     res = {"run": args.run, "fragment_frames": O.FRAGMENT_FRAMES, "splits": splits}
     for split, r in splits.items():

@@ -210,7 +210,7 @@ def video_objects(masks, cfg, with_target=False, stats=None):
             if c not in t21:
                 continue
             a, cy, cx, (y0, x0, y1, x1) = t21[c]
-            if y0 <= 0 or x0 <= 0 or y1 >= h or x1 >= w:
+            if O.at_edge((y0, x0, y1, x1), (h, w)):
                 continue
             p, trc = preds[c], tr[c]
             if np.isfinite(trc.ref_area):
@@ -431,11 +431,12 @@ def predict_items(model, items, device=None, batch_size=64, mirrored=None):
     return out
 
 
-def mirrored_objects(masks, cfg):
-    """``video_objects`` of one video (T, H, W) mirrored left-right (from the mirrored statistics)."""
+def mirrored_objects(masks, cfg, stats=None):
+    """``video_objects`` of one video (T, H, W) mirrored left-right (from the mirrored statistics). ``stats``: the
+    video's ``video_stats`` if already computed."""
     masks = np.asarray(masks)
-    stats = O.flip_stats(video_stats(masks, cfg), masks.shape[-1])
-    return video_objects(masks, cfg, stats=stats)
+    stats = video_stats(masks, cfg) if stats is None else stats
+    return video_objects(masks, cfg, stats=O.flip_stats(stats, masks.shape[-1]))
 
 
 def predict_split_learned(model, masks, device=None, batch_size=64, progress=True, use_scale=True):
@@ -448,8 +449,9 @@ def predict_split_learned(model, masks, device=None, batch_size=64, progress=Tru
     bar = tqdm(total=len(masks), desc="objects:learned", disable=not progress, unit="video")
     for s in range(0, len(masks), step):
         vids = [np.asarray(masks[i, :N_IN]) for i in range(s, min(s + step, len(masks)))]
-        items = [video_objects(v, cfg) for v in vids]
-        mirrored = [mirrored_objects(v, cfg) for v in vids] if cfg.get("flip") else None
+        stats = [video_stats(v, cfg) for v in vids]  # read once for both the video and its mirror image
+        items = [video_objects(v, cfg, stats=st) for v, st in zip(vids, stats)]
+        mirrored = [mirrored_objects(v, cfg, st) for v, st in zip(vids, stats)] if cfg.get("flip") else None
         for j, (v, preds) in enumerate(zip(vids, predict_items(model, items, device, batch_size, mirrored))):
             if not use_scale:
                 for p in preds.values():

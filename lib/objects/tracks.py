@@ -189,7 +189,7 @@ def tracks_from_stats(stats, shape, min_area=1, area_ratio=0.75, size_b=0.0):
                 a, cy, cx, bb = s[cid]
                 area[t], cen[t], bbox[t] = a, (cy, cx), bb
         vis = area > 0
-        border = vis & ((bbox[:, 0] <= 0) | (bbox[:, 1] <= 0) | (bbox[:, 2] >= h) | (bbox[:, 3] >= w))
+        border = vis & at_edge(bbox.T, shape)
         inside = vis & ~border
         clean = inside.copy()
         ref = float("nan")
@@ -239,6 +239,13 @@ def object_stats(masks, min_area=1, denoise=False):
     return stats
 
 
+def at_edge(bbox, shape):
+    """Whether a (y0, x0, y1, x1) bbox (end-exclusive) reaches the edge of an (H, W) frame; with arrays for
+    y0 .. x1 (e.g. ``bbox.T`` of a (T, 4) array), elementwise."""
+    y0, x0, y1, x1 = bbox
+    return (y0 <= 0) | (x0 <= 0) | (y1 >= shape[0]) | (x1 >= shape[1])
+
+
 def drop_fragments(stats, shape, min_area=1, max_frames=FRAGMENT_FRAMES):
     """``stats`` without the ids that look like U-Net fragments: seen (area >= ``min_area``) in at most
     ``max_frames`` frames (and not in all of them), never touching the image edge. Objects enter and leave
@@ -246,13 +253,12 @@ def drop_fragments(stats, shape, min_area=1, max_frames=FRAGMENT_FRAMES):
     flickers up inside the frame is a stretch of another object's rim given a wrong class. On val (U-Net
     inputs) all 58 ids this drops were absent from the true masks, and dropping them adds about +0.008 IoU
     (README): they had been moved, and had set off collisions in the physics."""
-    h, w = shape
     seen = {}
     for s in stats:
-        for c, (a, _, _, (y0, x0, y1, x1)) in s.items():
+        for c, (a, _, _, bbox) in s.items():
             if a >= min_area:
                 n, edge = seen.get(c, (0, False))
-                seen[c] = (n + 1, edge or y0 <= 0 or x0 <= 0 or y1 >= h or x1 >= w)
+                seen[c] = (n + 1, edge or bool(at_edge(bbox, shape)))
     most = min(max_frames, len(stats) - 1)
     drop = {c for c, (n, edge) in seen.items() if n <= most and not edge}
     return [{c: v for c, v in s.items() if c not in drop} for s in stats] if drop else stats
