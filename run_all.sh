@@ -14,7 +14,7 @@ cd "$ROOT"
 profile="${1:-cpu}"
 run_dir="${2:-runs/${profile}-$(date +%Y%m%d-%H%M%S)}"
 [ -d "params/$profile" ] || { echo "run_all.sh: no parameter folder params/$profile (profiles: $(ls params | tr '\n' ' '))" >&2; exit 2; }
-source scripts/env.sh
+source scripts/setup/env.sh
 mkdir -p "$run_dir/notebooks" "$run_dir/logs"
 timings="$run_dir/timings.tsv"
 [ -f "$timings" ] || printf "notebook\tseconds\tstatus\n" > "$timings"

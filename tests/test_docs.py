@@ -26,7 +26,7 @@ def tracked_text_files():
 def test_readme_results_block_is_the_committed_results():
     assert (ROOT / "results" / "cpu" / "metrics" / "07_predict_hidden.json").is_file(), "results/cpu is not committed"
     assert report.main([str(ROOT / "results" / "cpu"), "--readme", str(ROOT / "README.md"), "--check"]) == 0, (
-        "README.md's results block differs from results/cpu: python scripts/report.py results/cpu --readme README.md"
+        "README.md's results block differs from results/cpu: python scripts/tools/report.py results/cpu --readme README.md"
     )
 
 
@@ -69,4 +69,4 @@ def test_every_cited_doc_exists():
 def test_readme_test_command_is_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "bash scripts/test.sh" in readme and re.search(r"^bash scripts/test\.sh\s*$", ci, flags=re.M)
+    assert "bash scripts/setup/test.sh" in readme and re.search(r"^bash scripts/setup/test\.sh\s*$", ci, flags=re.M)

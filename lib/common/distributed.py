@@ -1,6 +1,6 @@
 """Multi-GPU and multi-node training with torchrun (DistributedDataParallel).
 
-    torchrun --nproc_per_node=4 scripts/train.py unet --data-root data/full --out runs/ddp/unet width=64
+    torchrun --nproc_per_node=4 scripts/tools/train.py unet --data-root data/full --out runs/ddp/unet width=64
     # SLURM: see README ("Training on several GPUs")
 
 ``setup()`` reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), joins the

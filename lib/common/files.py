@@ -1,4 +1,4 @@
-"""Atomic writes (temp file in the same folder + rename) and run-folder records.
+"""Atomic writes (temp file in the same folder + rename).
 
 Nothing already written is lost when a run dies mid-write: readers see either the old file or the
 complete new one, never half of one. The new file's data is fsynced before the rename and the folder after it,
@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-
-from lib.common.paths import resolve
 
 
 @contextmanager
@@ -104,21 +102,3 @@ def _jsonable(x):
     if isinstance(x, Path):
         return str(x)
     raise TypeError(f"cannot write {type(x).__name__} to JSON")
-
-
-def run_path(run_dir, *parts):
-    """A path inside a run folder (created); ``run_dir`` is resolved from the project root."""
-    p = resolve(run_dir).joinpath(*parts)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return p
-
-
-def save_metrics(run_dir, notebook, metrics):
-    """Write a notebook's metrics as ``<run_dir>/metrics/<notebook>.json`` (what tests and reports read)."""
-    path = run_path(run_dir, "metrics", f"{notebook}.json")
-    save_json(path, metrics)
-    return path
-
-
-def load_metrics(run_dir, notebook):
-    return json.loads(run_path(run_dir, "metrics", f"{notebook}.json").read_text())

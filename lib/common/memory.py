@@ -9,7 +9,7 @@ functions (``train_unet``, ``train_simvp``, ``finetune_simvp``) call ``choose_mi
   (same autocast as ``fit``) counts the bytes autograd keeps for the backward pass (``saved_bytes``, less
   the parameters; their float16 copies under autocast are counted, a few percent too much); a
   whole step's peak per sample is ``PEAK_OVER_SAVED`` times that, a ratio measured by
-  ``scripts/bench_memory.py`` (peak RSS on the CPU, ``torch.cuda.max_memory_allocated`` on CUDA; the
+  ``scripts/bench/bench_memory.py`` (peak RSS on the CPU, ``torch.cuda.max_memory_allocated`` on CUDA; the
   ratios are in ``results/memory_cpu.json``). The model's buffers and every RNG are restored afterwards,
   so a run with the estimate trains exactly as one without.
 - free memory (``device_memory``): ``torch.cuda.mem_get_info`` plus what this process's caching allocator
@@ -20,7 +20,7 @@ functions (``train_unet``, ``train_simvp``, ``finetune_simvp``) call ``choose_mi
   divided by the cost of a sample; at least 1, at most the batch.
 
 If a step runs out of memory anyway, ``fit`` raises ``lib.common.trainer.OutOfMemory`` naming
-``micro_batch``. ``scripts/gpu_table.py`` applies ``fit_micro_batch`` to the benchmark's numbers for common GPUs.
+``micro_batch``. ``scripts/bench/gpu_table.py`` applies ``fit_micro_batch`` to the benchmark's numbers for common GPUs.
 """
 
 import contextlib
@@ -34,9 +34,9 @@ from torch.utils.data import default_collate
 from lib.common.trainer import get_rng_state, set_rng_state, train_autocast, unwrap
 
 GiB = 2**30
-# peak memory of a training step per sample / bytes saved for backward per sample (scripts/bench_memory.py):
+# peak memory of a training step per sample / bytes saved for backward per sample (scripts/bench/bench_memory.py):
 # on this project's CPU 0.5-1.26 over the full-size U-Net, SimVP and fine-tuning steps, float32 and bfloat16
-# (results/memory_cpu.json), so 1.3; CUDA: the same until scripts/gpu_check.py measures it
+# (results/memory_cpu.json), so 1.3; CUDA: the same until scripts/bench/gpu_check.py measures it
 PEAK_OVER_SAVED = {"cpu": 1.3, "cuda": 1.3}
 FRACTION = {"cpu": 0.75, "cuda": 0.9}  # of the free memory; the CPU's is shared with the rest of the machine
 RESERVE = {"cpu": 1.0 * GiB, "cuda": 1.0 * GiB}

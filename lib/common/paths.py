@@ -1,8 +1,8 @@
 """Where relative paths resolve: the project root, found at run time (stated here once).
 
-Every relative path in a parameter (``data_root``, ``run_dir``, ``figures_dir``, ...) is taken relative to
+Every relative path in a parameter (``data_root``, ``run_dir``, ...) is taken relative to
 the project root, never to the notebook's working directory, so a notebook in ``notebooks/`` and a script
-run from anywhere write to the same ``data/``, ``runs/`` and ``figures/``. The root is, in this order:
+run from anywhere write to the same ``data/`` and ``runs/``. The root is, in this order:
 
 1. ``$FUTURESEG_ROOT`` when set;
 2. the clone that this ``lib`` was imported from (the folder above ``lib/`` holding ``pyproject.toml``),
@@ -25,7 +25,6 @@ def project_root():
 
 PROJ_ROOT = project_root()
 DATA_DIR = PROJ_ROOT / "data"
-FIGURES_DIR = PROJ_ROOT / "figures"
 RUNS_DIR = PROJ_ROOT / "runs"
 
 

@@ -75,7 +75,7 @@ def auto_device(device=None):
 
 def inference_dtype(device):
     """The mixed-precision dtype for inference on ``device``: float16 on CUDA; bfloat16 on a CPU with native
-    bf16 (AVX512-BF16 or AMX; `scripts/bench_unet.py` measures the gain, 1.8x for the `cpu` U-Net on this
+    bf16 (AVX512-BF16 or AMX; `scripts/bench/bench_unet.py` measures the gain, 1.8x for the `cpu` U-Net on this
     project's 2-core machine); None (float32) elsewhere."""
     device = torch.device(device)
     if device.type == "cuda":

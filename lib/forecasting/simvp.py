@@ -468,7 +468,7 @@ def _openstl_class():
         import openstl
     except ImportError as e:
         raise ImportError(
-            f"OpenSTL is not installed ({e}); {OPENSTL_INSTALL} (or `bash scripts/install_openstl.sh` with its "
+            f"OpenSTL is not installed ({e}); {OPENSTL_INSTALL} (or `bash scripts/setup/install_openstl.sh` with its "
             "source folder, which adds only what SimVP needs). It is not on PyPI: `pip install openstl` gets an "
             "unrelated STL-file package."
         ) from e
@@ -494,7 +494,7 @@ def _openstl_class():
         raise ImportError(
             f"OpenSTL is installed but `from openstl.models import SimVP_Model` failed ({e}); "
             f"install OpenSTL's requirements (`pip install -r requirements.txt` in its clone, or the few that SimVP "
-            f"needs: `bash scripts/install_openstl.sh`)."
+            f"needs: `bash scripts/setup/install_openstl.sh`)."
         ) from e
     return SimVP_Model
 

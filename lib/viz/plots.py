@@ -24,7 +24,6 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from lib.common.classes import CLASS_NAMES, NUM_CLASSES, PALETTE
-from lib.common.paths import FIGURES_DIR
 
 LAST_INPUT = 10  # index of the last frame the model sees
 TARGET = 21  # index of the frame to predict
@@ -402,7 +401,7 @@ def entrants_over_time_plot(first_frames, num_frames=22, last_input=LAST_INPUT, 
     return fig
 
 
-def save_figure(fig, name, figures_dir=FIGURES_DIR, dpi=110, close=False):
+def save_figure(fig, name, figures_dir, dpi=110, close=False):
     """Write ``fig`` as ``<figures_dir>/<name>.png`` (folder created, atomic write); returns the path.
     ``close`` frees the figure afterwards (scripts; notebooks keep it to display it)."""
     from lib.common.files import atomic_path

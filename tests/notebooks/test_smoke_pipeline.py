@@ -1,0 +1,238 @@
+"""The smoke pipeline: run_all.sh smoke executes every notebook through papermill (slow tier).
+
+Each notebook's numbers get a floor that a broken stage would miss, not only 0 <= IoU <= 1.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import PAIRED_COMPARISONS, read_metrics, run_all
+
+from lib.common.metrics import jaccard
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """run_all.sh smoke, with data and the run folder (figures in it) in a temporary directory."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    proc = run_all("smoke", tmp / "run", {"data_root": str(tmp / "data")})
+    assert proc.returncode == 0, f"run_all.sh smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return tmp, proc.stdout
+
+
+def test_run_all_smoke_runs_every_notebook(smoke_run):
+    tmp, out = smoke_run
+    run = tmp / "run"
+    for nb in NOTEBOOKS:
+        assert (run / "notebooks" / nb.name).is_file() and (run / "logs" / f"{nb.stem}.log").is_file()
+        assert (run / "metrics" / f"{nb.stem}.json").is_file(), f"{nb.stem} wrote no metrics"
+    rows = (run / "timings.tsv").read_text().splitlines()[1:]
+    assert [r.split("\t")[0] for r in rows] == [nb.stem for nb in NOTEBOOKS]
+    assert all(r.endswith("ok") for r in rows) and "all done" in out
+
+
+def test_notebook_00_generated_and_packed(smoke_run):
+    tmp, _ = smoke_run
+    m = read_metrics(tmp / "run", "00_synthetic_data")
+    smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
+    assert m["action"] == "generated"
+    assert m["counts"] == {
+        "train": smoke["n_train"],
+        "val": smoke["n_val"],
+        "unlabeled": smoke["n_unlabeled"],
+        "hidden": smoke["n_hidden"],
+    }
+    for split in ("train", "val", "unlabeled", "hidden"):
+        assert (tmp / "data" / ".cache" / split / "meta.json").is_file()
+    assert (tmp / "run" / "figures" / "00_samples.png").stat().st_size > 10_000
+    # objects move: copying frame 11 is imperfect, yet the same objects mostly remain
+    assert 0.1 < m["val_summary"]["copy_frame_iou"] < 0.9
+
+
+def test_run_all_stops_at_first_failure(smoke_run, tmp_path):
+    tmp, _ = smoke_run
+    proc = run_all("smoke", tmp_path / "run", {"data_root": str(tmp / "data"), "policy": "not-a-policy"}, timeout=600)
+    assert proc.returncode == 1
+    assert "FAILED: 00_synthetic_data" in proc.stderr
+    assert not (tmp_path / "run" / "notebooks" / "01_explore.ipynb").exists()
+
+
+def test_notebook_01_figures_and_metrics(smoke_run):
+    tmp, _ = smoke_run
+    m = read_metrics(tmp / "run", "01_explore")
+    assert m["figures"] and all((tmp / "run" / "figures" / Path(f).name).is_file() for f in m["figures"])
+    assert m["copy_frame_iou_val"] == pytest.approx(
+        read_metrics(tmp / "run", "00_synthetic_data")["val_summary"]["copy_frame_iou"]
+    )
+    assert 3 <= m["objects_per_video"] <= 6  # the generator's 3-6 objects a video
+
+
+def smoke_n(key):
+    return yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())[key]
+
+
+def test_notebooks_02_03_unet_and_labels(smoke_run):
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m2 = read_metrics(run, "02_unet")
+    assert (run / "unet" / "best.pt").is_file()
+    # seconds of training find no objects yet, but a broken U-Net or labelling (wrong ids, shifted frames)
+    # scores below predicting all background on the same frames
+    val_masks = np.load(tmp / "data" / ".cache" / "val" / "masks.npy", mmap_mode="r")
+    background = jaccard(np.zeros_like(val_masks), val_masks)[0]
+    assert m2["val_iou_all_frames"] >= background - 1e-6, (m2["val_iou_all_frames"], background)
+    assert (run / "unet" / "log.csv").read_text().startswith("epoch")
+    for name in ("02_unet_curves", "02_unet_per_class_iou", "02_unet_confusion", "02_unet_qualitative"):
+        assert (tmp / "run" / "figures" / f"{name}.png").is_file()
+    m3 = read_metrics(run, "03_label")
+    for split, frames in (("train", 22), ("val", 22), ("unlabeled", 22), ("hidden", 11)):
+        labels = np.load(run / "labels" / f"{split}.npy")
+        ids = np.load(run / "labels" / f"{split}.ids.npy")
+        assert labels.shape == (len(ids), frames, 160, 240) and labels.dtype == np.uint8 and labels.max() < 49
+        assert not (run / "labels" / f"{split}.partial.npy").exists()
+        first = run / "labels" / "npy" / split / f"video_{ids[0]:05d}" / "mask.npy"
+        assert np.array_equal(np.load(first), labels[0])  # write_mask_npy: true in the smoke profile
+    assert set(m3["baselines"]) >= {"copy frame 11 (true mask)", "copy frame 11 (U-Net mask)"}
+    # 02 labelled val with its best checkpoint while scoring it; 03 reused those labels
+    assert m2["labelling_frames_per_s"] > 0 and m3["labelling"]["val"]["labelled"] == 0
+    assert m3["labelling"]["hidden"]["labelled"] == smoke_n("n_hidden")
+    assert m3["frames_per_s"] > 0
+
+
+def test_notebooks_04_05_simvp_and_finetune(smoke_run):
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m4 = read_metrics(run, "04_simvp")
+    assert (run / "simvp" / "best.pt").is_file() and "SimVP rollout (U-Net masks in)" in m4["val_table"]
+    assert (tmp / "run" / "figures" / "04_simvp_rollouts.png").is_file()
+    # with the copy prior, an untrained SimVP is the copy baseline; a broken rollout falls below it
+    assert m4["val_table"]["SimVP rollout (U-Net masks in)"] >= m4["val_table"]["copy frame 11 (U-Net mask)"] - 0.02
+    m5 = read_metrics(run, "05_finetune")
+    assert set(m5["histories"]) == {"ce", "ce+jaccard"} and Path(m5["checkpoint"]).is_file()
+    assert (tmp / "run" / "figures" / "05_schedule.png").is_file()
+
+
+def test_notebook_06_objects(smoke_run):
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m = read_metrics(run, "06_objects")
+    assert {"constant velocity", "constant velocity + friction", "physics (floor + collisions)"} <= set(m["val_table"])
+    assert any(k.startswith("learned") for k in m["val_table"])
+    table = m["val_table"]
+    # with true masks in, every motion model beats copying frame 11, and physics beats constant velocity
+    assert table["constant velocity"]["true"] > table["copy frame 11"]["true"] + 0.05
+    assert table["physics (floor + collisions)"]["true"] > table["constant velocity"]["true"]
+    assert json.loads((run / "objects" / "selected.json").read_text())["name"] == m["chosen"]
+    # the oracle rows: more knowledge of frame 22, more IoU; with true inputs the true-shapes oracle is the truth
+    oracle = m["oracle_table"]
+    pos, ent, shp = (
+        oracle[n] for n in ("oracle: true position + scale", "oracle: + entrants", "oracle: + true shapes")
+    )
+    assert pos["true"] <= ent["true"] <= shp["true"] == pytest.approx(1.0)
+    assert pos["true"] > table["copy frame 11"]["true"]
+    assert set(m["failure_costs"][m["chosen"]]) == {"entrant", "leaving", "occluded", "contact", "free"}
+    assert all(c["iou_cost"] >= 0 for c in m["failure_costs"][m["chosen"]].values())
+    assert set(m["gap_share"]) == set(table) - {"copy frame 11"}
+    for name in ("06_trajectories", "06_objects_failures", "06_oracles"):
+        assert (tmp / "run" / "figures" / f"{name}.png").is_file()
+
+
+def test_notebook_07_submission_contract(smoke_run):
+    import torch
+
+    from lib.pipeline import check_submission
+
+    tmp, _ = smoke_run
+    m = read_metrics(tmp / "run", "07_predict_hidden")
+    smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
+    sub = torch.load(m["submission"], weights_only=True)
+    check_submission(sub, smoke["n_hidden"], data_root=tmp / "data")  # one mask per hidden folder on disk
+    assert sub["ids"].tolist() == [15000 + i for i in range(smoke["n_hidden"])]
+    assert m["submission_report"]["ids_match_folders"] and m["submission_report"]["fallbacks"] == []
+    assert set(m["val_ci"]) == set(m["val_table"]) and all(lo <= hi for lo, hi in m["val_ci"].values())
+    assert PAIRED_COMPARISONS <= set(m["val_diff_ci"])
+    assert m["hidden_iou"] > 0.0 and m["hidden_videos"] == smoke["n_hidden"]
+    assert m["hidden_ci"][0] <= m["hidden_iou"] <= m["hidden_ci"][1]
+    assert (
+        m["val_table"]["U-Net on true frame 22 (ceiling)"]
+        >= max(v for k, v in m["val_table"].items() if not k.startswith(("copy frame 11 (true", "U-Net on", "oracle")))
+        - 0.05
+    )  # nothing predicted from U-Net inputs beats the U-Net on the true frame by much (the oracles read the truth)
+    assert {"oracle: true position + scale", "oracle: + entrants", "oracle: + true shapes"} <= set(m["val_table"])
+    assert set(m["failure_costs"]) == {"entrant", "leaving", "occluded", "contact", "free"}
+    assert {
+        "copy frame 11 (U-Net mask)",
+        "SimVP fine-tuned (notebook 05)",
+        "U-Net on true frame 22 (ceiling)",
+        "combined: objects + confident SimVP fill (cross-validated)",
+    } <= set(m["val_table"])
+    assert m["unet_masks"] == "labels"  # the U-Net masks of notebook 03, made by the same checkpoint
+    assert m["combine_threshold"] in (0.5, 0.7, 0.9, 0.95, 0.99, 1.0)
+    assert m["predictor"] in ("simvp", "objects", "combined")
+
+
+def test_notebook_04_with_the_real_openstl_backend(smoke_run, tmp_path):
+    """Notebook 04 as a user runs it with backend="openstl" (the real OpenSTL; skipped where it is absent)."""
+    import shutil
+
+    import papermill
+    import torch
+
+    from lib.forecasting.simvp import simvp_backend
+
+    try:
+        simvp_backend("openstl")
+    except ImportError as e:
+        pytest.skip(f"the real OpenSTL is not importable ({e}); run `bash scripts/setup/install_openstl.sh` first")
+    tmp, _ = smoke_run
+    run = tmp_path / "run"
+    shutil.copytree(tmp / "run" / "labels", run / "labels")
+    shutil.copytree(tmp / "run" / "unet", run / "unet")  # the checkpoint the labels are checked against
+    params = {}
+    for f in ("common.yaml", "04_simvp.yaml"):
+        params.update(yaml.safe_load((ROOT / "params" / "smoke" / f).read_text()))
+    params.update(profile="smoke", data_root=str(tmp / "data"), run_dir=str(run))
+    params["backend"] = "openstl"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "04_simvp.ipynb"), str(tmp_path / "04.ipynb"), parameters=params, cwd=str(ROOT)
+    )
+    ckpt = torch.load(run / "simvp" / "best.pt", weights_only=False)
+    assert ckpt["config"]["backend"] == "openstl"
+    m = read_metrics(run, "04_simvp")
+    assert m["val_table"]["SimVP rollout (U-Net masks in)"] >= m["val_table"]["copy frame 11 (U-Net mask)"] - 0.02
+
+
+def test_eval_finetune_arms_from_the_smoke_run(smoke_run):
+    """scripts/experiments/eval_finetune.py --tiny from the smoke run's SimVP and labels: every arm gets a score, an interval
+    and a paired difference to its start (the measurement behind the README's fine-tuning finding)."""
+    import math
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from eval_finetune import LONGER_ARMS, arm_specs
+
+    tmp, _ = smoke_run
+    run, out = tmp / "run", tmp / "ft.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "experiments" / "eval_finetune.py"), "--init", str(run / "simvp" / "best.pt")]
+    cmd += ["--labels", str(run / "labels"), "--data-root", str(tmp / "data"), "--tiny", "--extend", "1"]
+    proc = subprocess.run(cmd + ["--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    profile = yaml.safe_load((ROOT / "params/cpu/05_finetune.yaml").read_text())
+    assert sorted(report["arms"]) == sorted(list(arm_specs(profile)) + [f"longer_{n}" for n in LONGER_ARMS])
+
+    def interval(x):
+        return len(x) == 2 and all(math.isfinite(v) for v in x) and x[0] <= x[1]
+
+    for name, arm in report["arms"].items():
+        assert 0 <= arm["val_iou"] <= 1 and interval(arm["ci"]) and interval(arm["diff_ci"]), name
+        assert arm["vs"] in ("start", "longer_start"), name
+    assert report["arms"]["start"]["diff"] == 0.0 and report["arms"]["ss_lr0"]["lr"] == 0.0
