@@ -1,31 +1,38 @@
-"""The full pipeline from raw frames 0-10 to a frame-22 mask, and the hidden-set submission file.
+"""The full pipeline from raw frames 0-10 to a frame-22 mask: U-Net masks, then a predictor.
 
     frames 0-10 --U-Net--> masks 0-10 --predictor--> frame 22
-    (``split_unet_masks``; then ``forecast.predict_frame22`` + ``postprocess.suppress_batch``, or the object
-    predictor of ``dynamics``, or their ``dynamics.combine``: notebook 07 puts them together)
 
-Submission: ``torch.save({"masks": uint8 (N, 160, 240), "ids": int64 (N,)})`` with the videos in the
-numeric order of their ids, written atomically (fsynced) and checked on reload. It holds one mask per
-``video_N`` folder of ``<data_root>/hidden``: ``check_submission(..., expected_ids=data.hidden_ids(root))``
-names any missing or extra id, and ``score_hidden`` refuses to score a subset of the answers. Hidden videos
-with bad frames are predicted from what they have (lib/data/dataset.py, ``read_hidden``); ``submission_report``
-lists them with the fallback used.
+U-Net masks: ``split_unet_masks`` (notebook 03's labels when the same checkpoint made them). Predictors, each with
+``.name`` and ``.predict(masks)`` ((N, 11, H, W) U-Net masks -> (N, H, W) uint8 frame-22 masks):
+
+- ``ObjectPredictor``: the object-centric predictor notebook 06 chose (a motion model of lib/objects/motion.py,
+  or the learned model of lib/objects/learned.py), saved with ``.save`` and read back with ``ObjectPredictor.load``;
+- ``SimVPPredictor``: the fine-tuned SimVP's rollout, optionally post-processed (new-object suppression);
+- ``CombinedPredictor``: the object prediction with SimVP's confident pixels of known objects where the object
+  renderer left background (``combine``, mode "fill_confident", the threshold of ``choose_threshold``).
+
+``choose_predictor`` builds the last two on val, scores the three there and picks one (notebook 07): the hidden
+videos are then predicted by the ``.predict`` of that same object. The submission file: lib/submission.py.
 """
 
+import json
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from lib.common.classes import NUM_CLASSES
-from lib.common.files import torch_save
+from lib.common.files import save_json
 from lib.common.metrics import jaccard
-from lib.common.paths import resolve
 from lib.data import dataset as data
+from lib.forecasting.postprocess import suppress_batch
+from lib.forecasting.training import predict_frame22
+from lib.objects import learned, motion
+from lib.objects.motion import MotionSettings
 from lib.segmentation.label import StaleLabels, cached_labels, check_labels, labels_path, segment, vote_window
 
 
+# ----------------------------------------------------------------------------------------------- U-Net
 def segment_videos(unet, frames, device, frame_idx=range(data.N_INPUT), batch_videos=4, progress=True):
     """U-Net masks (N, len(frame_idx), H, W) uint8 of some frames of uint8 videos (N, T, H, W, 3)."""
     frame_idx = list(frame_idx)
@@ -63,113 +70,247 @@ def split_unet_masks(unet, packed, device, labels_dir=None, model_key=None, fram
     return segment_videos(unet, packed.frames, device, frames), "frames"
 
 
-def save_submission(path, ids, masks, expected_ids=None):
-    """Write the submission atomically after checking it (against ``expected_ids``, the hidden folders' ids, when
-    given: ``data.hidden_ids(data_root)``); returns the path. Nothing is written when a check fails."""
-    ids = np.asarray(ids, np.int64)
-    masks = np.asarray(masks)
-    order = np.argsort(ids, kind="stable")
-    sub = {"ids": torch.from_numpy(ids[order]), "masks": torch.from_numpy(masks[order].astype(np.uint8))}
-    check_submission(sub, len(ids), expected_ids=expected_ids)
-    torch_save(path, sub)
-    check_submission(load_submission(path), len(ids), expected_ids=expected_ids)
-    return Path(path)
+# ------------------------------------------------------------------------------------- the object predictor
+class ObjectPredictor:
+    """An object-centric frame-22 predictor: the motion model ``settings`` (a ``motion.MotionSettings``, also
+    saying how input masks are read), or the learned ``model`` (``learned.ObjectDynamics``; ``settings`` are then
+    its baseline's, from its config) from ``checkpoint``. ``size_b``: the size model fitted on train (the
+    perspective the oracles use), whatever the predictor uses."""
 
+    uses_simvp = False
 
-def load_submission(path):
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no submission file")
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable submission ({e})") from e
+    def __init__(self, name, settings, size_b=0.0, model=None, checkpoint=None):
+        self.name, self.settings, self.size_b = name, settings, float(size_b)
+        self.model, self.checkpoint = model, checkpoint
 
+    @classmethod
+    def of_model(cls, name, model, checkpoint=None):
+        """The predictor of a learned model (its checkpoint's path: what ``save`` records)."""
+        return cls(name, MotionSettings.from_config(model.cfg), model.cfg["size_b"], model, checkpoint)
 
-def _ids_text(ids, k=10):
-    ids = sorted(int(v) for v in ids)
-    return ", ".join(f"video_{v:05d}" for v in ids[:k]) + (f" ... ({len(ids)} in all)" if len(ids) > k else "")
+    def __repr__(self):
+        return f"ObjectPredictor({self.name!r}, {self.settings}, checkpoint={self.checkpoint})"
 
-
-def check_submission(sub, n_expected=None, expected_ids=None, data_root=None):
-    """Raises ValueError naming what is wrong: keys, shape, dtype, id range, order, and, with ``expected_ids``
-    (or ``data_root``, whose ``hidden/video_N`` folders give them), every missing or extra id."""
-    if not isinstance(sub, dict) or set(sub) != {"ids", "masks"}:
-        raise ValueError(
-            f"submission must be a dict with 'ids' and 'masks', got {type(sub).__name__} "
-            f"{sorted(sub) if isinstance(sub, dict) else ''}"
+    def for_inputs(self, src, unet_min_area=motion.UNET_MIN_AREA):
+        """This predictor reading "true" masks or "unet" labels (``motion.reading``)."""
+        return ObjectPredictor(
+            self.name, self.settings.for_inputs(src, unet_min_area), self.size_b, self.model, self.checkpoint
         )
-    ids, masks = sub["ids"], sub["masks"]
-    if masks.dtype not in (torch.uint8, torch.int64):
-        raise ValueError(f"masks have dtype {masks.dtype}, expected uint8 or int64")
-    if masks.ndim != 3 or tuple(masks.shape[1:]) != (data.H, data.W):
-        raise ValueError(f"masks have shape {tuple(masks.shape)}, expected (N, {data.H}, {data.W})")
-    if n_expected is not None and masks.shape[0] != n_expected:
-        raise ValueError(f"{masks.shape[0]} masks for {n_expected} hidden videos")
-    if ids.dtype != torch.int64 or ids.shape != (masks.shape[0],):
-        raise ValueError(f"ids must be int64 of shape ({masks.shape[0]},), got {ids.dtype} {tuple(ids.shape)}")
-    if masks.numel() and (int(masks.min()) < 0 or int(masks.max()) >= NUM_CLASSES):
-        raise ValueError(f"class ids {int(masks.min())}..{int(masks.max())} outside 0..{NUM_CLASSES - 1}")
-    if len(ids) > 1 and not bool((ids[1:] > ids[:-1]).all()):
-        raise ValueError("ids are not in increasing numeric order (or repeat)")
-    if expected_ids is None and data_root is not None:
-        expected_ids = data.hidden_ids(data_root)
-    if expected_ids is not None:
-        want, got = {int(v) for v in expected_ids}, {int(v) for v in ids.tolist()}
-        missing, extra = want - got, got - want
-        if missing or extra:
-            raise ValueError(
-                f"the submission has {len(got)} ids for {len(want)} hidden video folders: "
-                + "; ".join(
-                    ([f"missing {_ids_text(missing)}"] if missing else [])
-                    + ([f"extra (no such hidden folder) {_ids_text(extra)}"] if extra else [])
-                )
-            )
+
+    def predict(self, masks):
+        """(N, H, W) uint8 frame-22 masks of (N, >=11, H, W) input masks."""
+        if self.model is None:
+            return motion.predict_split(masks, self.settings, progress=False)
+        self.model.cfg.update(min_area=self.settings.min_area, denoise=self.settings.denoise)
+        return learned.predict_split_learned(self.model, masks, device="cpu", progress=False)
+
+    def save(self, path):
+        """Record the predictor as JSON (notebook 06's ``objects/selected.json``): its name, the motion settings
+        (``kwargs``) or the checkpoint, how inputs are read (``min_area``, ``denoise``) and ``size_b``."""
+        s = asdict(self.settings)
+        reading = {"min_area": s.pop("min_area"), "denoise": s.pop("denoise")}
+        save_json(
+            path,
+            {
+                "name": self.name,
+                "kwargs": {} if self.checkpoint else s,
+                "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+                **reading,
+                "size_b": self.size_b,
+            },
+        )
+
+    @classmethod
+    def load(cls, path):
+        """The predictor a ``save`` file records. One written before ``size_b`` was recorded (an older run's
+        ``objects/selected.json``) takes it from its run's notebook 06 metrics, else from the settings."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no object predictor chosen yet; run notebook 06 (objects) first")
+        sel = json.loads(path.read_text())
+        reading = {"min_area": sel["min_area"], "denoise": sel["denoise"]}
+        if sel["checkpoint"]:
+            model = learned.load_dynamics(sel["checkpoint"])
+            model.cfg.update(reading)
+            out = cls.of_model(sel["name"], model, sel["checkpoint"])
+        else:
+            out = cls(sel["name"], MotionSettings(**sel["kwargs"], **reading))
+        if "size_b" in sel:
+            out.size_b = float(sel["size_b"])
+        else:  # written before size_b was recorded: the size model of its run's notebook 06, as notebook 07 read it
+            metrics = path.parent.parent / "metrics" / "06_objects.json"
+            if metrics.is_file():
+                out.size_b = float(json.loads(metrics.read_text())["settings"]["physics"]["size_b"])
+        return out
 
 
-def submission_report(hidden, sub, expected_ids, background=()):
-    """What the submission holds and how: one entry per hidden folder expected, and every video predicted by a
-    fallback (``hidden.report["fallback"]``: files, reasons, fallback) with what was predicted for it."""
-    ids = [int(v) for v in sub["ids"].tolist()]
-    fallbacks = [
-        {**f, "predicted": "all background" if f["video"] in set(background) else "from the filled frames"}
-        for f in hidden.report.get("fallback", [])
-    ]
-    kinds = [f["fallback"] for f in fallbacks]
-    return {
-        "videos": len(ids),
-        "hidden_folders": len(expected_ids),
-        "ids_match_folders": ids == sorted(int(v) for v in expected_ids),
-        "first_id": ids[0] if ids else None,
-        "last_id": ids[-1] if ids else None,
-        "fallback_counts": {k: kinds.count(k) for k in sorted(set(kinds))},
-        "fallbacks": fallbacks,
+# ------------------------------------------------------------------------------------------ SimVP
+@dataclass(frozen=True)
+class SimVPPredictor:
+    """SimVP's frame 22: the 11-step rollout of ``model`` (``predict_frame22``), with the new-object suppression
+    (``suppress_batch``, blobs under ``min_blob`` pixels) when ``postprocess``."""
+
+    model: object
+    device: object
+    postprocess: bool = False
+    min_blob: int = 100
+    uses_simvp = True
+
+    @property
+    def name(self):
+        return "fine-tuned + post-processing" if self.postprocess else "SimVP fine-tuned (notebook 05)"
+
+    def forecast(self, masks):
+        """(prediction, confidence): the rollout and its max softmax probability, before post-processing."""
+        return predict_frame22(self.model, masks, self.device, return_conf=True)
+
+    def finish(self, pred, masks):
+        """The post-processed ``pred`` when ``postprocess``, else ``pred``."""
+        return suppress_batch(pred, masks, min_blob=self.min_blob) if self.postprocess else pred
+
+    def predict(self, masks):
+        return self.finish(self.forecast(masks)[0], masks)
+
+
+# ------------------------------------------------------------------------------------------ combination
+COMBINE_MODES = ("fill", "confident", "fill_confident")
+
+
+def known_ids(masks):
+    """Per video the ids its input masks (N, T, H, W) show (what ``combine`` may fill)."""
+    return [np.unique(m) for m in masks]
+
+
+def combine(objects_pred, simvp_pred, simvp_conf=None, mode="fill", threshold=0.9, known_ids=None):
+    """Merge an object-rendered prediction with SimVP's, (H, W) or (N, H, W) alike.
+
+    - ``"fill"``: keep the object prediction; where it is background and SimVP predicts an object id
+      (one of ``known_ids`` if given: ids seen in the input frames, a list per video or one set), take SimVP's
+      (SimVP sees new contacts, objects the renderer could not move, shapes it could not complete).
+    - ``"confident"``: take SimVP's wherever its confidence (``simvp_conf``: max softmax prob, same shape)
+      exceeds ``threshold``, else the object prediction.
+    - ``"fill_confident"``: both rules ("fill" only where SimVP is confident too).
+    """
+    if mode not in COMBINE_MODES:
+        raise ValueError(f"mode must be one of {COMBINE_MODES}, not {mode!r}")
+    obj = np.asarray(objects_pred)
+    sim = np.asarray(simvp_pred)
+    if obj.shape != sim.shape:
+        raise ValueError(f"object prediction {obj.shape} and SimVP prediction {sim.shape} differ in shape")
+    if mode != "fill" and simvp_conf is None:
+        raise ValueError(f"mode {mode!r} needs simvp_conf")
+    out = obj.copy()
+    fill = (obj == 0) & (sim != 0)
+    if known_ids is not None:
+        if obj.ndim == 3 and len(known_ids) == len(obj) and not np.isscalar(known_ids[0]):
+            ok = np.stack([np.isin(s, np.asarray(list(k))) for s, k in zip(sim, known_ids)])
+        else:
+            ok = np.isin(sim, np.asarray(list(known_ids)))
+        fill &= ok
+    conf = None if simvp_conf is None else np.asarray(simvp_conf) > threshold
+    if mode == "fill":
+        take = fill
+    elif mode == "confident":
+        take = conf
+    else:
+        take = fill & conf
+    out[take] = sim[take]
+    return out
+
+
+def choose_threshold(
+    objects_pred, simvp_pred, simvp_conf, true, known_ids, thresholds=(0.5, 0.7, 0.9, 0.95, 0.99, 1.0), folds=2, seed=0
+):
+    """The confidence threshold of ``combine(mode="fill_confident")``, chosen on labelled videos (val).
+
+    Returns (threshold best on all videos, for new videos; the cross-validated prediction: the videos are split
+    into ``folds`` parts and each part is combined with the threshold best on the others, so the IoU of that
+    prediction is an honest estimate of the combination, not one tuned on the videos it is scored on).
+    Threshold 1.0 never takes SimVP's pixels (the object prediction alone)."""
+    obj, sim, conf, true = (np.asarray(a) for a in (objects_pred, simvp_pred, simvp_conf, true))
+
+    def best(idx):
+        return max(
+            thresholds,
+            key=lambda t: jaccard(
+                combine(obj[idx], sim[idx], conf[idx], "fill_confident", t, [known_ids[i] for i in idx]), true[idx]
+            )[0],
+        )
+
+    n = len(obj)
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
+    cv = np.empty_like(obj)
+    for k, part in enumerate(parts):
+        rest = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
+        t = best(rest)
+        cv[part] = combine(obj[part], sim[part], conf[part], "fill_confident", t, [known_ids[i] for i in part])
+    return best(np.arange(n)), cv
+
+
+class CombinedPredictor:
+    """The object prediction, with SimVP's pixels of known objects whose confidence exceeds ``threshold`` where the
+    object renderer left background (``combine``, mode "fill_confident"; SimVP post-processed as ``simvp`` is)."""
+
+    name = "combined: objects + confident SimVP fill (cross-validated)"
+    uses_simvp = True
+
+    def __init__(self, objects, simvp, threshold):
+        self.objects, self.simvp, self.threshold = objects, simvp, threshold
+
+    def predict(self, masks):
+        sim, conf = self.simvp.forecast(masks)
+        sim = self.simvp.finish(sim, masks)
+        return combine(self.objects.predict(masks), sim, conf, "fill_confident", self.threshold, known_ids(masks))
+
+
+# ------------------------------------------------------------------------------------------ choice on val
+@dataclass
+class Choice:
+    """What ``choose_predictor`` found on val: the chosen ``predictor`` (under ``key``), every candidate and the
+    name of its row (``names``), the val predictions by row name (``rows``; the combination's cross-validated),
+    SimVP's post-processing and the combination's threshold."""
+
+    key: str
+    predictor: object
+    candidates: dict
+    names: dict
+    rows: dict
+    postprocess: bool
+    threshold: float
+
+    @property
+    def name(self):
+        """The chosen predictor's row."""
+        return self.names[self.key]
+
+
+def choose_predictor(objects, simvp, masks, true22, predictor="auto", postprocess="auto", seed=0):
+    """The three candidates on labelled videos (val) and the one ``predictor`` names, or with "auto" the best.
+
+    ``objects``: the ``ObjectPredictor``; ``simvp``: a ``SimVPPredictor`` (its ``postprocess`` is decided here:
+    ``postprocess`` "on", "off", or "auto": on when it raises the IoU of ``masks``); the combination's threshold is
+    chosen by ``choose_threshold`` (cross-validated over two folds: its row is an honest estimate). ``rows``: the
+    val predictions of SimVP without and with post-processing, of the objects and of the combination, by the names
+    of their rows; candidates are scored by the stacked IoU of their row against ``true22``."""
+    sim, conf = simvp.forecast(masks)
+    pp = suppress_batch(sim, masks, min_blob=simvp.min_blob)
+    use_pp = postprocess == "on" or (postprocess == "auto" and jaccard(pp, true22)[0] > jaccard(sim, true22)[0])
+    simvp = replace(simvp, postprocess=use_pp)
+    obj = objects.predict(masks)
+    threshold, comb = choose_threshold(obj, pp if use_pp else sim, conf, true22, known_ids(masks), seed=seed)
+    combined = CombinedPredictor(objects, simvp, threshold)
+    rows = {
+        replace(simvp, postprocess=False).name: sim,
+        replace(simvp, postprocess=True).name: pp,
+        f"objects: {objects.name} (notebook 06)": obj,
+        combined.name: comb,
     }
-
-
-def hidden_answers(data_root, sub):
-    """The true frame-22 masks of the submission's videos, in its order, from ``<data_root>/hidden_answers.npz``
-    (embedded dataset only), or None. The submission must answer every answered video: scoring a subset is an
-    error naming the ids left out."""
-    path = resolve(data_root) / "hidden_answers.npz"
-    if not path.is_file():
-        return None
-    ans = np.load(path)
-    ids = sub["ids"].numpy()
-    index = {int(v): i for i, v in enumerate(ans["ids"])}
-    missing = [int(v) for v in ids if int(v) not in index]
-    if missing:
-        raise ValueError(f"{path}: no answer for hidden videos {missing[:5]}")
-    left_out = set(index) - {int(v) for v in ids}
-    if left_out:
-        raise ValueError(
-            f"the submission leaves out {len(left_out)} of the {len(index)} answered hidden videos "
-            f"({_ids_text(left_out)}): scoring it would score a subset"
-        )
-    return ans["masks"][[index[int(v)] for v in ids]]
-
-
-def score_hidden(data_root, sub):
-    """(IoU, per-class IoU) of a submission against ``hidden_answers`` (embedded dataset only), or None."""
-    truth = hidden_answers(data_root, sub)
-    return None if truth is None else jaccard(sub["masks"].numpy(), truth)
+    candidates = {"simvp": simvp, "objects": objects, "combined": combined}
+    names = dict(zip(candidates, (simvp.name, f"objects: {objects.name} (notebook 06)", combined.name)))
+    if predictor == "auto":
+        key = max(candidates, key=lambda c: jaccard(rows[names[c]], true22)[0])
+    elif predictor in candidates:
+        key = predictor
+    else:
+        raise ValueError(f"predictor must be 'auto' or one of {list(candidates)}, not {predictor!r}")
+    return Choice(key, candidates[key], candidates, names, rows, use_pp, threshold)

@@ -14,7 +14,21 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from lib.common.trainer import distributed, is_main
+
+def is_main():
+    """True on rank 0 of a distributed run, and always in a single process."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def distributed():
+    """True inside an initialised process group of more than one process (torchrun)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def unwrap(model):
+    """The underlying module of a DDP / DataParallel / compiled model."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
 
 
 def setup(device=None):

@@ -20,7 +20,8 @@ functions (``train_unet``, ``train_simvp``, ``finetune_simvp``) call ``choose_mi
   divided by the cost of a sample; at least 1, at most the batch.
 
 If a step runs out of memory anyway, ``fit`` raises ``lib.common.trainer.OutOfMemory`` naming
-``micro_batch``. ``scripts/bench/gpu_table.py`` applies ``fit_micro_batch`` to the benchmark's numbers for common GPUs.
+``micro_batch``. ``lib.common.gpu_plan`` applies ``fit_micro_batch`` to the benchmark's numbers for common GPUs
+(``scripts/bench/gpu_table.py`` prints it).
 """
 
 import contextlib
@@ -31,7 +32,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import default_collate
 
-from lib.common.trainer import get_rng_state, set_rng_state, train_autocast, unwrap
+from lib.common.device import train_autocast
+from lib.common.distributed import unwrap
+from lib.common.rng import get_rng_state, set_rng_state
 
 GiB = 2**30
 # peak memory of a training step per sample / bytes saved for backward per sample (scripts/bench/bench_memory.py):
@@ -82,7 +85,7 @@ def saved_bytes(fn, *args, exclude=(), **kwargs):
     return out, sum(seen.values())
 
 
-def sample_cost(model, loss_fn, sample, device, amp=True, cpu_amp=False):
+def sample_cost(model, loss_fn, sample, device, *, amp=True, cpu_amp=False):
     """Estimated peak bytes a training step needs per sample: the bytes saved for backward by ``loss_fn`` (in
     training mode) on a one-sample batch ``sample`` (or ``sample()``), times ``PEAK_OVER_SAVED``. Returns
     (per-sample bytes, saved bytes). Leaves the model's buffers (BatchNorm statistics), its mode and all RNG
@@ -119,7 +122,7 @@ def fit_micro_batch(batch, per_sample, free, fixed=0, device_type="cuda"):
     return max(1, min(int(batch), math.floor(usable / max(per_sample, 1))))
 
 
-def choose_micro_batch(setting, loader, model, loss_fn, device, amp=True, cpu_amp=False, progress=True):
+def choose_micro_batch(setting, loader, model, loss_fn, device, *, amp=True, cpu_amp=False, progress=True):
     """(micro-batch for ``fit``, info dict) for a loader of batches of ``loader.batch_size``: ``setting`` if it
     is an int (capped at the batch), else the largest that fits the device's free memory (module docstring)."""
     if setting is not None and (not isinstance(setting, int) or isinstance(setting, bool) or setting < 1):
@@ -127,7 +130,7 @@ def choose_micro_batch(setting, loader, model, loss_fn, device, amp=True, cpu_am
     device = torch.device(device)
     batch = loader.batch_size
     first = lambda: default_collate([loader.dataset[0]])  # drawn inside sample_cost: its RNG use is undone
-    per_sample, saved = sample_cost(model, loss_fn, first, device, amp, cpu_amp)
+    per_sample, saved = sample_cost(model, loss_fn, first, device, amp=amp, cpu_amp=cpu_amp)
     free, total = device_memory(device)
     fixed = optimizer_bytes(model)
     fits = fit_micro_batch(batch, per_sample, free, fixed, device.type)

@@ -14,6 +14,9 @@ Checkpoint: ``{"model", "optimizer", "scheduler", "scaler", "epoch", "config", "
 ``data`` the fingerprints of the data it trains and selects on (``fit(data=...)``). Written atomically and
 fsynced (lib/common/files.py). Resuming refuses a checkpoint of another config or of other data.
 
+Reading checkpoints and comparing configs: lib/common/checkpoint.py; the RNG states: lib/common/rng.py; devices and
+autocast: lib/common/device.py.
+
 Distributed training (torchrun, see lib/common/distributed.py): logging and checkpoints happen on rank 0 only
 (``is_main``), the logged train loss is averaged over ranks, and every rank waits at the end of each epoch
 until rank 0 has written its checkpoints. Wrap the model in DDP before calling ``fit`` and give the loader
@@ -23,9 +26,7 @@ rank 0's RNG states.
 
 import contextlib
 import csv
-import json
 import math
-import random
 import time
 from pathlib import Path
 
@@ -35,123 +36,18 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from lib.common.files import _jsonable, atomic_path, save_json, torch_save
-
-# Config keys that may change between a run and its resumption (they do not change the experiment).
-RESUME_IGNORE = ("device", "num_workers", "progress", "log_every", "out_dir", "run_dir", "resume", "amp")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or belongs to a different experiment."""
+from lib.common.checkpoint import RESUME_IGNORE, CheckpointError, config_diff, json_normal, read_checkpoint
+from lib.common.device import auto_device, train_autocast
+from lib.common.distributed import distributed, is_main, unwrap
+from lib.common.files import atomic_path, save_json, torch_save
+from lib.common.rng import get_rng_state, seed_everything, set_rng_state
 
 
 class OutOfMemory(MemoryError):
     """A training step ran out of device memory; the message names the setting to lower (``micro_batch``)."""
 
 
-# ---------------------------------------------------------------------------------------------- helpers
-def is_main():
-    """True on rank 0 of a distributed run, and always in a single process."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def distributed():
-    """True inside an initialised process group of more than one process (torchrun)."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def unwrap(model):
-    """The underlying module of a DDP / DataParallel / compiled model."""
-    model = getattr(model, "_orig_mod", model)
-    return getattr(model, "module", model)
-
-
-def auto_device(device=None):
-    """``device`` if given, else CUDA when available, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def inference_dtype(device):
-    """The mixed-precision dtype for inference on ``device``: float16 on CUDA; bfloat16 on a CPU with native
-    bf16 (AVX512-BF16 or AMX; `scripts/bench/bench_unet.py` measures the gain, 1.8x for the `cpu` U-Net on this
-    project's 2-core machine); None (float32) elsewhere."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.float16
-    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-def inference_autocast(device, enabled=True):
-    """``torch.autocast`` in ``inference_dtype(device)``; a no-op where there is none or when not ``enabled``."""
-    device = torch.device(device)
-    dtype = inference_dtype(device)
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=enabled and dtype is not None)
-
-
-def train_autocast(device, amp=True, cpu_amp=False):
-    """The autocast ``fit`` trains under: float16 on CUDA when ``amp``, bfloat16 on a CPU with native bf16
-    when ``cpu_amp``, none otherwise."""
-    device = torch.device(device)
-    cuda = bool(amp) and device.type == "cuda"
-    cpu = bool(cpu_amp) and device.type == "cpu" and inference_dtype(device) == torch.bfloat16
-    return torch.autocast(device.type, dtype=torch.float16 if cuda else torch.bfloat16, enabled=cuda or cpu)
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def get_rng_state():
-    """torch, numpy, python and CUDA RNG states, in a form ``torch.load(weights_only=True)`` reads."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-        "python": random.getstate(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    random.setstate(_tuplify(state["python"]))
-    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _tuplify(x):
-    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-def _plain(obj):
-    """JSON-normal form (tuples -> lists, numpy/Path -> python), so configs compare and load safely."""
-    return json.loads(json.dumps(obj, default=_jsonable))
-
-
-def _flatten(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
+# ---------------------------------------------------------------------------------------------- data order
 class EpochSampler(Sampler):
     """Shuffles with a generator seeded from (seed, epoch): the order of epoch e never depends on history.
 
@@ -160,7 +56,7 @@ class EpochSampler(Sampler):
     by default the replica count and rank come from ``torch.distributed`` when it is initialised.
     """
 
-    def __init__(self, data_source, shuffle=True, seed=0, num_replicas=None, rank=None):
+    def __init__(self, data_source, *, shuffle=True, seed=0, num_replicas=None, rank=None):
         self.n = data_source if isinstance(data_source, int) else len(data_source)
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         ddp = dist.is_available() and dist.is_initialized()
@@ -185,13 +81,13 @@ class EpochSampler(Sampler):
         return self.num_samples
 
 
-def epoch_loader(dataset, batch_size, shuffle=True, seed=0, num_workers=0, drop_last=False, **kwargs):
+def epoch_loader(dataset, batch_size, *, shuffle=True, seed=0, num_workers=0, drop_last=False, **kwargs):
     """A DataLoader over ``EpochSampler``: reproducible shuffling per epoch, so resumed runs match."""
     kwargs.setdefault("pin_memory", torch.cuda.is_available())
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(dataset, shuffle, seed),
+        sampler=EpochSampler(dataset, shuffle=shuffle, seed=seed),
         num_workers=num_workers,
         drop_last=drop_last,
         **kwargs,
@@ -205,44 +101,7 @@ def _set_epoch(loader, epoch):
             return
 
 
-# ------------------------------------------------------------------------------------------- checkpoints
-def read_checkpoint(path, map_location="cpu"):
-    """The whole checkpoint dict; ``CheckpointError`` naming the file if it is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated, garbage, or not a torch file
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e}); "
-            "delete it, or start over with resume=False"
-        ) from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise CheckpointError(f"checkpoint {path} is not a training checkpoint (no 'model' entry)")
-    return ckpt
-
-
-def load_checkpoint(path, model=None, map_location="cpu", strict=True):
-    """``(model, config)`` with the weights loaded into ``model``, or ``(state_dict, config)`` without one."""
-    ckpt = read_checkpoint(path, map_location)
-    if model is None:
-        return ckpt["model"], ckpt.get("config", {})
-    unwrap(model).load_state_dict(ckpt["model"], strict=strict)
-    return model, ckpt.get("config", {})
-
-
-def config_diff(old, new, ignore=RESUME_IGNORE):
-    """Sorted flattened keys (``a.b``) whose values differ between two configs, ignoring ``ignore``."""
-    a, b = _flatten(_plain(old)), _flatten(_plain(new))
-    skip = set(ignore)
-    return sorted(
-        k
-        for k in set(a) | set(b)
-        if k not in skip and k.split(".")[-1] not in skip and a.get(k, "<absent>") != b.get(k, "<absent>")
-    )
-
-
+# ---------------------------------------------------------------------------------------------- the step
 def _write_logs(out_dir, history):
     save_json(out_dir / "log.json", history)
     cols = []
@@ -371,6 +230,7 @@ def fit(
     out_dir,
     config,
     epochs,
+    *,
     optimizer="adam",
     lr=1e-3,
     schedule="onecycle",
@@ -417,7 +277,7 @@ def fit(
     model.to(device)
     use_amp = bool(amp) and device.type == "cuda"  # float16 autocast and a gradient scaler
     autocast = train_autocast(device, amp, cpu_amp)  # entered anew for each forward pass
-    config = _plain(config or {})
+    config = json_normal(config or {})
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
     if steps == 0:
         raise ValueError("the train loader is empty")
@@ -453,7 +313,7 @@ def fit(
                 f"checkpoint {last_path} was made with a different config; differing keys: {', '.join(diff)}. "
                 "Use another out_dir, or resume=False to start over (it overwrites this run)."
             )
-        old, new = _plain(ckpt.get("data")), _plain(data)
+        old, new = json_normal(ckpt.get("data")), json_normal(data)
         if data is not None and old != new:
             keys = (
                 sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -561,7 +421,7 @@ def fit(
                 "epoch": epoch,
                 "config": config,
                 "fit": settings,
-                "data": _plain(data),
+                "data": json_normal(data),
                 "history": history,
                 "best": best,
                 "rng": get_rng_state(),

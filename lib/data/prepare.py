@@ -1,6 +1,6 @@
 """Making sure a data root holds a dataset: generate the embedded synthetic one when it is empty,
 complete it when an earlier generation was interrupted, and leave real data alone. Synthetic data made with
-other generator settings (another seed, other overrides, or defaults changed by a newer version of lib/data/synth.py)
+other generator settings (another seed, other overrides, or defaults changed by a newer version of lib/data/scene.py)
 is a clear error rather than a silent mix of old and new videos."""
 
 import json
@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 from lib.common.files import save_json
 from lib.common.paths import resolve
+from lib.data import scene, synth
 from lib.data.dataset import SPLITS, list_videos
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,8 @@ def describe_root(data_root):
     }
 
 
-def prepare_dataset(data_root, counts, seed=0, workers=None, progress=True, **synth_cfg):
+def prepare_dataset(data_root, counts, *, seed=0, workers=None, progress=True, **synth_cfg):
     """Returns a dict saying what was done: "generated", "completed" or "existing" (real or finished data)."""
-    from lib.data import synth
-
     root = resolve(data_root)
     info = describe_root(root)
     complete = (root / MARKER).is_file()
@@ -38,7 +37,7 @@ def prepare_dataset(data_root, counts, seed=0, workers=None, progress=True, **sy
         return {**info, "action": "existing"}
     synth.check_counts(counts)  # before any marker is written: counts that would mix splits' ids are an error
     marker = root / MARKER if complete else root / (MARKER + ".partial")
-    config = json.loads(json.dumps(asdict(synth.make_config(**synth_cfg))))  # every setting, defaults included
+    config = json.loads(json.dumps(asdict(scene.make_config(**synth_cfg))))  # every setting, defaults included
     if info["synthetic"]:
         old = json.loads(marker.read_text())
         if old.get("seed") != seed or old.get("cfg", {}) != synth_cfg:

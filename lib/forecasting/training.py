@@ -18,12 +18,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib.common.distributed import main_first, per_rank_batch, wrap
+from lib.common.checkpoint import load_checkpoint
+from lib.common.device import auto_device
+from lib.common.distributed import is_main, main_first, per_rank_batch, wrap
 from lib.common.losses import SegLoss
 from lib.common.memory import choose_micro_batch
 from lib.common.metrics import jaccard
-from lib.common.trainer import auto_device, epoch_loader, fit, is_main, load_checkpoint
+from lib.common.trainer import epoch_loader, fit
 from lib.data import dataset as data
+from lib.data.torch_datasets import WindowDataset
 from lib.forecasting.simvp import MaskSimVP, rollout
 from lib.segmentation.label import labels_meta, load_labels
 
@@ -163,7 +166,7 @@ class ScheduledSampling:
 
 
 @torch.inference_mode()
-def predict_frame22(model, inputs, device, batch_size=16, steps=11, return_conf=False):
+def predict_frame22(model, inputs, device, *, batch_size=16, steps=11, return_conf=False):
     """Frame-22 masks (N, H, W) uint8 by rolling the model out 11 steps from masks of frames 0-10; with
     ``return_conf`` also the model's confidence in them (max softmax probability of the last step, float16)."""
     model.eval()
@@ -195,16 +198,14 @@ def _val_setup(data_root, labels_dir, eval_videos, seed, progress, policy="skip"
     return np.asarray(val_labels[idx, : data.N_INPUT]), np.asarray(val.masks[idx, 21]), val.fingerprint
 
 
-def _windows(data_root, labels_dir, in_len, out_len, use_unlabeled, progress, policy="skip", unet_key=None):
+def _windows(data_root, labels_dir, *, in_len, out_len, use_unlabeled, progress, policy="skip", unet_key=None):
     train = main_first(data.load_split, data_root, "train", progress=progress, policy=policy)
-    sets = [data.WindowDataset(train.masks, in_len, out_len)]
+    sets = [WindowDataset(train.masks, in_len, out_len)]
     fingerprints = {"train": train.fingerprint}
     if use_unlabeled:
         unlabeled = main_first(data.load_split, data_root, "unlabeled", progress=progress, policy=policy)
         sets.append(
-            data.WindowDataset(
-                load_labels(labels_dir, "unlabeled", unet_key, unlabeled.fingerprint)[1], in_len, out_len
-            )
+            WindowDataset(load_labels(labels_dir, "unlabeled", unet_key, unlabeled.fingerprint)[1], in_len, out_len)
         )
         fingerprints["unlabeled"] = unlabeled.fingerprint
     return (
@@ -222,12 +223,14 @@ def labels_meta_keys(labels_dir, use_unlabeled):
 
 def _evaluator(val_in, val_true, batch_size):
     def ev(model, device):
-        return {"val_iou": jaccard(predict_frame22(model, val_in, device, batch_size), val_true)[0]}
+        return {"val_iou": jaccard(predict_frame22(model, val_in, device, batch_size=batch_size), val_true)[0]}
 
     return ev
 
 
-def train_simvp(data_root, labels_dir, out_dir, progress=True, device=None, policy="skip", unet_key=None, **overrides):
+def train_simvp(
+    data_root, labels_dir, out_dir, *, progress=True, device=None, policy="skip", unet_key=None, **overrides
+):
     """Recipe step 2; returns (best model, history, config). Resumes from out_dir/last.pt (same data only).
     ``policy``: the packing policy; ``unet_key``: the ``checkpoint_key`` the U-Net labels must carry (None: any)."""
     unknown = set(overrides) - set(DEFAULTS)
@@ -235,7 +238,16 @@ def train_simvp(data_root, labels_dir, out_dir, progress=True, device=None, poli
         raise TypeError(f"unknown SimVP settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     cfg = {**DEFAULTS, **overrides}
     device = auto_device(device)
-    ds, sizes, fps = _windows(data_root, labels_dir, data.N_INPUT, 1, cfg["use_unlabeled"], progress, policy, unet_key)
+    ds, sizes, fps = _windows(
+        data_root,
+        labels_dir,
+        in_len=data.N_INPUT,
+        out_len=1,
+        use_unlabeled=cfg["use_unlabeled"],
+        progress=progress,
+        policy=policy,
+        unet_key=unet_key,
+    )
     val_in, val_true, val_fp = _val_setup(
         data_root, labels_dir, cfg["eval_videos"], cfg["seed"], progress, policy, unet_key
     )
@@ -281,6 +293,7 @@ def finetune_simvp(
     data_root,
     labels_dir,
     out_dir,
+    *,
     progress=True,
     device=None,
     policy="skip",
@@ -297,7 +310,14 @@ def finetune_simvp(
     device = auto_device(device)
     base, base_cfg = load_simvp_checkpoint(init_checkpoint, device)
     ds, sizes, fps = _windows(
-        data_root, labels_dir, data.N_INPUT, cfg["max_rollout"], cfg["use_unlabeled"], progress, policy, unet_key
+        data_root,
+        labels_dir,
+        in_len=data.N_INPUT,
+        out_len=cfg["max_rollout"],
+        use_unlabeled=cfg["use_unlabeled"],
+        progress=progress,
+        policy=policy,
+        unet_key=unet_key,
     )
     val_in, val_true, val_fp = _val_setup(
         data_root, labels_dir, cfg["eval_videos"], cfg["seed"], progress, policy, unet_key

@@ -1,7 +1,7 @@
 """Where frame-22 IoU is lost: oracle predictions and failure categories (docs/objects.md).
 
 Oracles know the true frame 22 and use as much of it as their name says; each is drawn with the repo's own
-renderer (``tracks.render``), from the input masks a predictor gets (true masks or U-Net labels):
+renderer (``render.render``), from the input masks a predictor gets (true masks or U-Net labels):
 
 - ``"position"``: each object seen in the inputs (a track of frames 0-10) that is in the true frame 22 is its
   reference mask (last clean frame) moved to the true frame-22 centroid and scaled to the true size (the
@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from lib.common.metrics import jaccard
-from lib.objects import tracks as O
+from lib.objects import motion, render, tracks
 
 LEVELS = ("position", "entrants", "shapes")
 CATEGORIES = ("entrant", "leaving", "occluded", "contact", "free")
@@ -39,21 +39,21 @@ CATEGORIES = ("entrant", "leaving", "occluded", "contact", "free")
 
 def _check(masks_in, true_video):
     masks_in, true_video = np.asarray(masks_in), np.asarray(true_video)
-    if masks_in.ndim != 3 or true_video.ndim != 3 or true_video.shape[0] <= O.TARGET:
+    if masks_in.ndim != 3 or true_video.ndim != 3 or true_video.shape[0] <= tracks.TARGET:
         raise ValueError(
-            f"need input masks (T, H, W) and true masks (>= {O.TARGET + 1}, H, W), "
+            f"need input masks (T, H, W) and true masks (>= {tracks.TARGET + 1}, H, W), "
             f"got {masks_in.shape} and {true_video.shape}"
         )
     if masks_in.shape[1:] != true_video.shape[1:]:
         raise ValueError(f"input masks are {masks_in.shape[1:]}, true masks {true_video.shape[1:]}")
-    return masks_in[: O.LAST_INPUT + 1], true_video
+    return masks_in[: tracks.LAST_INPUT + 1], true_video
 
 
 def entrant_ids(true_video, min_area=1):
     """Ids in the true frame 22 that no true input frame (0-10) shows."""
     true_video = np.asarray(true_video)
-    seen = {c for f in true_video[: O.LAST_INPUT + 1] for c in O.frame_stats(f, min_area)}
-    return sorted(set(O.frame_stats(true_video[O.TARGET], min_area)) - seen)
+    seen = {c for f in true_video[: tracks.LAST_INPUT + 1] for c in tracks.frame_stats(f, min_area)}
+    return sorted(set(tracks.frame_stats(true_video[tracks.TARGET], min_area)) - seen)
 
 
 def oracle_video(masks_in, true_video, level="position", size_b=0.0, min_area=1, denoise=False, area_ratio=0.75):
@@ -61,19 +61,19 @@ def oracle_video(masks_in, true_video, level="position", size_b=0.0, min_area=1,
 
     ``masks_in``: the predictor's input masks (>= 11 frames; 0-10 used), ``true_video``: the true masks of
     frames 0-21. ``min_area`` / ``denoise``: as the predictors read these inputs (20 / True for U-Net
-    labels). ``size_b``: the size model's slope (``tracks.fit_size_model``), used for objects not whole at
+    labels). ``size_b``: the size model's slope (``fit.fit_size_model``), used for objects not whole at
     frame 22."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     masks_in, true_video = _check(masks_in, true_video)
-    true22 = true_video[O.TARGET]
+    true22 = true_video[tracks.TARGET]
     entrants = entrant_ids(true_video) if level != "position" else []
     if level == "shapes":
-        tr = O.tracks(masks_in, min_area, area_ratio, size_b, denoise)
+        tr = tracks.tracks(masks_in, min_area, area_ratio, size_b, denoise)
         keep = np.isin(true22, [c for c, t in tr.items() if t.ref_frame >= 0] + entrants)
         return np.where(keep, true22, 0).astype(np.uint8)
     preds = oracle_predictions(masks_in, true_video, size_b, min_area, denoise, area_ratio)
-    out = O.render(masks_in, preds, denoise=denoise)
+    out = render.render(masks_in, preds, denoise=denoise)
     for cid in entrants:
         out[true22 == cid] = cid
     return out
@@ -81,25 +81,25 @@ def oracle_video(masks_in, true_video, level="position", size_b=0.0, min_area=1,
 
 def oracle_predictions(masks_in, true_video, size_b=0.0, min_area=1, denoise=False, area_ratio=0.75):
     """{cid: ObjectPrediction} of the position oracle: each input object present in the true frame 22 moved to
-    its true centroid and scaled to its true size (module doc); ``tracks.render`` draws them."""
+    its true centroid and scaled to its true size (module doc); ``render.render`` draws them."""
     masks_in, true_video = _check(masks_in, true_video)
-    tr = O.tracks(masks_in, min_area, area_ratio, size_b, denoise)
-    truth = O.tracks(true_video[: O.TARGET + 1], 1, area_ratio, size_b)  # whole (clean) or not at frame 22
-    now = O.frame_stats(true_video[O.TARGET])
+    tr = tracks.tracks(masks_in, min_area, area_ratio, size_b, denoise)
+    truth = tracks.tracks(true_video[: tracks.TARGET + 1], 1, area_ratio, size_b)  # whole (clean) or not at frame 22
+    now = tracks.frame_stats(true_video[tracks.TARGET])
     preds = {}
     for cid, t in tr.items():
         if cid not in now or t.ref_frame < 0:
             continue
-        ys, xs = O.object_pixels(masks_in, cid, t.ref_frame, denoise)
+        ys, xs = render.object_pixels(masks_in, cid, t.ref_frame, denoise)
         if not len(ys):
             continue
         area, cy, cx, _ = now[cid]
         c = np.array([ys.mean(), xs.mean()])
-        if truth[cid].clean[O.TARGET]:
+        if truth[cid].clean[tracks.TARGET]:
             scale = float(np.sqrt(area / len(ys)))
         else:
-            scale = float(O.size_scale(cy, size_b) / O.size_scale(c[0], size_b))
-        preds[cid] = O.ObjectPrediction(cid, t.ref_frame, c, np.array([cy, cx]) - c, scale)
+            scale = float(tracks.size_scale(cy, size_b) / tracks.size_scale(c[0], size_b))
+        preds[cid] = motion.ObjectPrediction(cid, t.ref_frame, c, np.array([cy, cx]) - c, scale)
     return preds
 
 
@@ -136,27 +136,29 @@ def _neighbours(frame, cid):
 def object_categories(true_video, area_ratio=0.75, size_b=0.0):
     """{cid: category} (module doc) of every object in the true masks of frames 0-10 or of frame 22."""
     true_video = np.asarray(true_video)
-    if true_video.ndim != 3 or true_video.shape[0] <= O.TARGET:
-        raise ValueError(f"need true masks (>= {O.TARGET + 1}, H, W), got {true_video.shape}")
-    true_video = true_video[: O.TARGET + 1]
-    tr = O.tracks(true_video, 1, area_ratio, size_b)
-    seen_in = {c for c, t in tr.items() if t.visible[: O.LAST_INPUT + 1].any()}
+    if true_video.ndim != 3 or true_video.shape[0] <= tracks.TARGET:
+        raise ValueError(f"need true masks (>= {tracks.TARGET + 1}, H, W), got {true_video.shape}")
+    true_video = true_video[: tracks.TARGET + 1]
+    tr = tracks.tracks(true_video, 1, area_ratio, size_b)
+    seen_in = {c for c, t in tr.items() if t.visible[: tracks.LAST_INPUT + 1].any()}
     out = {}
     for cid, t in tr.items():
-        at22 = bool(t.visible[O.TARGET])
+        at22 = bool(t.visible[tracks.TARGET])
         if cid not in seen_in:
             if at22:
                 out[cid] = "entrant"
             continue  # seen only in frames 11-20: not an input object and not in the target
-        if not at22 or t.touches_border[O.TARGET]:
+        if not at22 or t.touches_border[tracks.TARGET]:
             # gone: left through the border (last seen cut by it) or hidden behind another object
             last = t.last
             out[cid] = "leaving" if (at22 or t.touches_border[last]) else "occluded"
-        elif not t.clean[O.TARGET]:
+        elif not t.clean[tracks.TARGET]:
             out[cid] = "occluded"
         else:
-            before = _neighbours(true_video[O.LAST_INPUT], cid)
-            later = set().union(*(_neighbours(true_video[f], cid) for f in range(O.LAST_INPUT + 1, O.TARGET + 1)))
+            before = _neighbours(true_video[tracks.LAST_INPUT], cid)
+            later = set().union(
+                *(_neighbours(true_video[f], cid) for f in range(tracks.LAST_INPUT + 1, tracks.TARGET + 1))
+            )
             out[cid] = "contact" if later - before else "free"
     return out
 
@@ -175,7 +177,7 @@ def category_costs(pred22, true_masks, categories=None, **kwargs):
     ``categories``: a list of ``object_categories`` dicts per video (computed from ``true_masks`` if None).
     Also returns the categories (to reuse them for another predictor)."""
     pred22 = np.asarray(pred22)
-    true22 = np.stack([np.asarray(v[O.TARGET]) for v in true_masks])
+    true22 = np.stack([np.asarray(v[tracks.TARGET]) for v in true_masks])
     if categories is None:
         categories = [object_categories(np.asarray(v), **kwargs) for v in true_masks]
     base = jaccard(pred22, true22)[0]

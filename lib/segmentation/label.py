@@ -26,10 +26,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lib.common.device import auto_device, inference_autocast
 from lib.common.files import durable_replace, save_json, save_npy
-from lib.common.trainer import auto_device, inference_autocast
-from lib.data.dataset import N_INPUT, to_image_tensor
+from lib.data.dataset import N_INPUT
+from lib.data.torch_datasets import to_image_tensor
 from lib.segmentation.decode import decode
+from lib.segmentation.unet import load_unet
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def load_labels(out_dir, split, model_key=None, data_key=None):
     return np.load(Path(out_dir) / f"{split}.ids.npy"), np.load(path, mmap_mode="r")
 
 
-def labels_for(labels_dir, packed, checkpoint, relabel=False, device=None, batch_size=44, npy_dir=None):
+def labels_for(labels_dir, packed, checkpoint, relabel=False, device=None, *, batch_size=44, npy_dir=None):
     """(ids, masks memmap): the labels of the packed split ``packed`` made by the U-Net checkpoint at
     ``checkpoint``. Missing or stale ones (another checkpoint, other data) are made now when ``relabel``, else
     raise (``FileNotFoundError`` / ``StaleLabels`` naming both sides). What notebooks 04-07 and the scripts use."""
@@ -96,10 +98,10 @@ def labels_for(labels_dir, packed, checkpoint, relabel=False, device=None, batch
     except (StaleLabels, FileNotFoundError):
         if not relabel:
             raise
-    from lib.segmentation.training import load_unet  # (training imports this module)
-
     model, _ = load_unet(checkpoint, device)
-    label_split(model, packed, labels_dir, batch_size, device=device, model_key=key, npy_dir=npy_dir, progress=False)
+    label_split(
+        model, packed, labels_dir, batch_size=batch_size, device=device, model_key=key, npy_dir=npy_dir, progress=False
+    )
     return load_labels(labels_dir, packed.name, key, packed.fingerprint)
 
 
@@ -140,16 +142,16 @@ def cached_labels(out_dir, split, model_key, data_key=None):
 
 
 @torch.inference_mode()
-def segment(model, frames, device=None, batch_size=32, amp=True, video_len=None):
+def segment(model, frames, device=None, *, batch_size=32, amp=True, video_len=None):
     """uint8 (n, H, W, 3) frames (or one (H, W, 3) frame) -> uint8 (n, H, W) class ids, decoded as the model's
     ``decode`` attribute says (lib/segmentation/decode.py: per-pixel argmax, per-object vote, or per-track vote over a
     video). ``video_len``: the frames are consecutive videos of that many frames each, in order (used by
     ``vote_video``; without it every frame is decoded alone). The one inference path of the project's
     segmentation models: eval mode (restored after), ``torch.inference_mode``, mixed precision where the
-    device has it (``amp``; lib.common.trainer.inference_autocast), the model's device by default."""
+    device has it (``amp``; lib.common.device.inference_autocast), the model's device by default."""
     frames = np.asarray(frames)
     if frames.ndim == 3:
-        return segment(model, frames[None], device, batch_size, amp)[0]
+        return segment(model, frames[None], device, batch_size=batch_size, amp=amp)[0]
     device = torch.device(device) if device is not None else next(model.parameters()).device
     how = getattr(model, "decode", "argmax")
     if how == "vote_video" and not video_len:
@@ -174,7 +176,7 @@ def segment(model, frames, device=None, batch_size=32, amp=True, video_len=None)
 
 
 def label_split(
-    model, packed, out_dir, batch_size=32, device=None, model_key="", npy_dir=None, progress=True, stop_after=None
+    model, packed, out_dir, *, batch_size=32, device=None, model_key="", npy_dir=None, progress=True, stop_after=None
 ):
     """Labels every frame of ``packed`` (a lib.data.dataset.PackedSplit). Returns a dict with frames/s and paths.
     ``model_key`` identifies the model (e.g. checkpoint path and epoch): labels made by another model, or for
@@ -218,7 +220,7 @@ def label_split(
         chunk = todo[s : s + per_chunk]
         try:
             frames = np.asarray(packed.frames[chunk]).reshape(-1, *packed.frames.shape[2:])
-            rows[chunk] = segment(model, frames, device, batch_size, video_len=vote_window(t)).reshape(
+            rows[chunk] = segment(model, frames, device, batch_size=batch_size, video_len=vote_window(t)).reshape(
                 len(chunk), t, *frames.shape[1:3]
             )
         except Exception as e:

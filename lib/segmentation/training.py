@@ -1,7 +1,8 @@
 """Training and evaluating the U-Net that segments frames (docs/recipe.md, step 1).
 
 Trains on frames of the train split only (never val); the val IoU is the task metric stacked over val
-frames. Config is a plain dict stored in every checkpoint, so a checkpoint rebuilds its own model.
+frames. Config is a plain dict stored in every checkpoint, so a checkpoint rebuilds its own model
+(``build_unet`` / ``load_unet``, lib/segmentation/unet.py).
 """
 
 from pathlib import Path
@@ -9,16 +10,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.common.distributed import main_first, per_rank_batch, wrap
+from lib.common.device import auto_device
+from lib.common.distributed import is_main, main_first, per_rank_batch, wrap
 from lib.common.losses import SegLoss
 from lib.common.memory import choose_micro_batch
 from lib.common.metrics import IoUMeter
-from lib.common.trainer import auto_device, epoch_loader, fit, is_main, load_checkpoint
+from lib.common.trainer import epoch_loader, fit
 from lib.data import dataset as data
+from lib.data.torch_datasets import FrameDataset
 from lib.segmentation.augment import Augment
-from lib.segmentation.decode import DECODES
 from lib.segmentation.label import segment, vote_window
-from lib.segmentation.unet import UNet, count_params
+from lib.segmentation.unet import build_unet, count_params, load_unet
 
 # The recipe defaults; notebook 02's parameters cell holds the same values (a test compares them).
 DEFAULTS = dict(
@@ -48,16 +50,6 @@ DEFAULTS = dict(
 )
 
 
-def build_unet(cfg):
-    model = UNet(
-        in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"], head=cfg.get("head", "plain")
-    )
-    model.decode = cfg.get("decode", "argmax")  # how lib.segmentation.label.segment turns scores into ids
-    if model.decode not in DECODES:
-        raise ValueError(f"decode must be one of {DECODES}, not {model.decode!r}")
-    return model
-
-
 class _SegStep:
     def __init__(self, loss):
         self.loss = loss
@@ -68,14 +60,16 @@ class _SegStep:
 
 
 @torch.inference_mode()
-def evaluate(model, packed, device, videos=None, frames=None, batch_size=32, return_confusion=False):
+def evaluate(model, packed, device, videos=None, frames=None, *, batch_size=32, return_confusion=False):
     """Stacked IoU of the model's decoded masks over the chosen val videos and frames (all by default)."""
     model.eval()
     meter = IoUMeter()
     vids = range(len(packed)) if videos is None else videos
     ts = np.arange(packed.frames.shape[1]) if frames is None else np.asarray(frames)
     for v in vids:  # a video's chosen frames at a time (vote_video decodes them together, as label_split)
-        pred = segment(model, np.asarray(packed.frames[v, ts]), device, batch_size, video_len=vote_window(len(ts)))
+        pred = segment(
+            model, np.asarray(packed.frames[v, ts]), device, batch_size=batch_size, video_len=vote_window(len(ts))
+        )
         meter.update(pred, np.asarray(packed.masks[v, ts]))
     return _result(meter, return_confusion)
 
@@ -99,7 +93,7 @@ def _result(meter, return_confusion):
     return out
 
 
-def train_unet(data_root, out_dir, progress=True, device=None, policy="skip", **overrides):
+def train_unet(data_root, out_dir, *, progress=True, device=None, policy="skip", **overrides):
     """Train (or resume) a U-Net; returns (model with the best weights, history, config). ``policy``: the packing
     policy of lib/data/dataset.py (notebooks pass their common ``policy``). Resuming refuses a checkpoint made
     on other train or val data."""
@@ -115,7 +109,7 @@ def train_unet(data_root, out_dir, progress=True, device=None, policy="skip", **
     params = count_params(model)
     model = wrap(model.to(device), device)  # DDP under torchrun, unchanged otherwise
     aug = Augment(hflip=cfg["hflip"], brightness=cfg["brightness"], contrast=cfg["contrast"])
-    ds = data.FrameDataset(train, augment=aug, crop=tuple(cfg["crop"]) if cfg["crop"] else None)
+    ds = FrameDataset(train, augment=aug, crop=tuple(cfg["crop"]) if cfg["crop"] else None)
     loader = epoch_loader(
         ds,
         per_rank_batch(cfg["batch_size"]),
@@ -167,14 +161,6 @@ def train_unet(data_root, out_dir, progress=True, device=None, policy="skip", **
 
 def _without(d, *keys):
     return {k: v for k, v in d.items() if k not in keys}
-
-
-def load_unet(path, device=None):
-    """(model in eval mode, config) from a checkpoint written by train_unet."""
-    state, config = load_checkpoint(path)
-    model = build_unet(config)
-    model.load_state_dict(state)
-    return model.to(auto_device(device)).eval(), config
 
 
 def most_confused(confusion, k=10):

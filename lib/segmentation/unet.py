@@ -3,13 +3,18 @@
 ``UNet(width=64, depth=4)`` is the reference size: encoder 64-128-256-512, bottleneck 1024, BatchNorm,
 transposed-conv upsampling (31.0M parameters with 3 input channels and 49 classes).
 Any H x W works: the input is padded up to a multiple of 2**depth and the logits are cropped back.
+``build_unet(cfg)`` builds the model of a training config (lib/segmentation/training.py) and ``load_unet(path)``
+rebuilds it from a checkpoint, whose config says how to build it.
 """
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lib.common.checkpoint import load_checkpoint
 from lib.common.classes import NUM_CLASSES
+from lib.common.device import auto_device
+from lib.segmentation.decode import DECODES
 
 
 def _norm(kind, ch):
@@ -79,7 +84,9 @@ class FactorizedHead(nn.Module):
 class UNet(nn.Module):
     """U-Net: encoder widths ``width * 2**i`` for i < depth, bottleneck ``width * 2**depth``."""
 
-    def __init__(self, in_ch=3, num_classes=NUM_CLASSES, width=64, depth=4, norm="batch", bilinear=False, head="plain"):
+    def __init__(
+        self, *, in_ch=3, num_classes=NUM_CLASSES, width=64, depth=4, norm="batch", bilinear=False, head="plain"
+    ):
         super().__init__()
         if head not in ("plain", "factorized"):
             raise ValueError(f"head must be 'plain' or 'factorized', not {head!r}")
@@ -109,3 +116,23 @@ class UNet(nn.Module):
 def count_params(model, trainable_only=False):
     """Number of parameters (all, or only those that require grad)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def build_unet(cfg):
+    """The U-Net of a training config (``lib.segmentation.training.DEFAULTS`` keys: width, depth, norm, head,
+    decode), with its ``decode`` attribute set (how ``lib.segmentation.label.segment`` turns scores into ids)."""
+    model = UNet(
+        in_ch=3, num_classes=49, width=cfg["width"], depth=cfg["depth"], norm=cfg["norm"], head=cfg.get("head", "plain")
+    )
+    model.decode = cfg.get("decode", "argmax")  # how lib.segmentation.label.segment turns scores into ids
+    if model.decode not in DECODES:
+        raise ValueError(f"decode must be one of {DECODES}, not {model.decode!r}")
+    return model
+
+
+def load_unet(path, device=None):
+    """(model in eval mode, config) from a checkpoint written by ``lib.segmentation.training.train_unet``."""
+    state, config = load_checkpoint(path)
+    model = build_unet(config)
+    model.load_state_dict(state)
+    return model.to(auto_device(device)).eval(), config

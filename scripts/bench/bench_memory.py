@@ -68,9 +68,10 @@ def _rss():
 def child(spec):
     """One measurement in this (fresh) process; prints one JSON line."""
     from lib.common.classes import NUM_CLASSES
+    from lib.common.device import inference_autocast, train_autocast
     from lib.common.losses import SegLoss
     from lib.common.memory import sample_cost
-    from lib.common.trainer import _train_step, inference_autocast, train_autocast
+    from lib.common.trainer import _train_step
     from lib.forecasting.simvp import rollout
     from lib.forecasting.training import OneStep, ScheduledSampling, build_simvp
     from lib.segmentation.training import _SegStep, build_unet

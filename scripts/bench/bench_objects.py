@@ -1,4 +1,4 @@
-"""Speed of the object stage: videos/s of track building (``tracks.tracks``), of the renderer (``tracks.render``),
+"""Speed of the object stage: videos/s of track building (``tracks.tracks``), of the renderer (``render.render``),
 of masks-only synthetic generation (``synth.generate_masks``), and training samples/s of the learned model.
 
 python scripts/bench/bench_objects.py --videos 200 --workers 1 2
@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from lib.data import synth
-from lib.objects import dynamics as D
-from lib.objects import tracks as O
+from lib.objects import learned, motion, render, tracks
+from lib.objects.motion import MotionSettings
 
 
 def rate(n, seconds):
@@ -48,37 +48,41 @@ def main():
             )
         masks = np.load(path)
 
-    cfg = dict(D.DEFAULT_CFG, size_b=0.00725, F=350.0, restitution=0.2, radius_scale=1.3)
+    physics = MotionSettings(size_b=0.00725, F=350.0, restitution=0.2, radius_scale=1.3)
+    cfg = learned.config(physics)
     for name, st in (
         ("true masks", dict(min_area=1, denoise=False)),
         ("denoise, min_area 20", dict(min_area=20, denoise=True)),
     ):
         t0 = time.time()
-        trs = [O.tracks(m[: O.LAST_INPUT + 1], st["min_area"], 0.75, cfg["size_b"], st["denoise"]) for m in masks]
+        trs = [
+            tracks.tracks(m[: tracks.LAST_INPUT + 1], st["min_area"], 0.75, physics.size_b, st["denoise"])
+            for m in masks
+        ]
         dt = time.time() - t0
         print(f"tracks ({name}): {rate(n, dt):.1f} videos/s")
-    preds = [D.baseline_predictions(tr, cfg) for tr in trs]
+    preds = [motion.predict_from_tracks(tr, physics) for tr in trs]
     t0 = time.time()
     for m, p in zip(masks, preds):
-        O.render(m[: O.LAST_INPUT + 1], p)
+        render.render(m[: tracks.LAST_INPUT + 1], p)
     print(f"render: {rate(n, time.time() - t0):.1f} videos/s")
     for w in args.workers:
         t0 = time.time()
-        items = D.build_dataset(masks, cfg, flip=True, progress=False, workers=w, chunk=max(1, n // 8))
+        items = learned.build_dataset(masks, cfg, flip=True, progress=False, workers=w, chunk=max(1, n // 8))
         dt = time.time() - t0
         print(
             f"training tokens (tracks + physics baseline + features, with flips), workers={w}: {rate(n, dt):.1f} videos/s"
         )
 
-    model = D.build_model(cfg)
+    model = learned.build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), 5e-4)
-    tokens = D._Tokens(items)
+    tokens = learned._Tokens(items)
     loader = torch.utils.data.DataLoader(tokens, batch_size=args.batch_size, shuffle=True, collate_fn=tokens.batch)
     t0, seen = time.time(), 0
     model.train()
     for _ in range(args.epochs):
         for b in loader:
-            loss = D.dynamics_loss(model, b, "cpu")
+            loss = learned.dynamics_loss(model, b, "cpu")
             opt.zero_grad()
             loss.backward()
             opt.step()

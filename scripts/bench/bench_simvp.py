@@ -23,10 +23,10 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from lib.common.benchmark import sync, train_step
 
+from lib.common.benchmark import sync, train_step
 from lib.common.classes import NUM_CLASSES
-from lib.common.trainer import auto_device
+from lib.common.device import auto_device
 from lib.forecasting.simvp import MaskSimVP, count_flops, count_params, rollout
 
 SIZES = {

@@ -1,6 +1,6 @@
 """U-Net speed on this machine: inference frames/s and training images/s on random 160x240 frames.
 
-Inference is timed in float32 and in the mixed precision that labelling uses (lib.common.trainer.inference_autocast:
+Inference is timed in float32 and in the mixed precision that labelling uses (lib.common.device.inference_autocast:
 float16 on CUDA, bfloat16 on a CPU with native bf16, else the same as float32). Training is timed the same
 two ways: float32, and the mixed precision of lib.common.trainer.fit (float16 AMP on CUDA; bfloat16 autocast on such a
 CPU, which fit uses when asked with ``cpu_amp``, as the `cpu` profile does).
@@ -13,10 +13,10 @@ import argparse
 import time
 
 import torch
-from lib.common.benchmark import sync, train_step
 
+from lib.common.benchmark import sync, train_step
 from lib.common.classes import NUM_CLASSES
-from lib.common.trainer import auto_device, inference_autocast, inference_dtype
+from lib.common.device import auto_device, inference_autocast, inference_dtype
 from lib.segmentation.unet import UNet, count_params
 
 SIZES = {"small": dict(width=8, depth=4), "cpu": dict(width=16, depth=4), "full": dict(width=64, depth=4)}

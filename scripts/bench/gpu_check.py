@@ -8,8 +8,9 @@
    its memory estimate, the device's peak memory (``torch.cuda.max_memory_allocated``) and the training
    throughput.
 3. ``bench``: scripts/bench/bench_memory.py on the device (memory per sample in float32 and AMP, batches 1 2 4;
-   training and inference seconds) into OUT/memory_<device>.json; then scripts/bench/gpu_table.py and
-   scripts/bench/estimate_time.py from it.
+   training and inference seconds) into OUT/memory_<device>.json; then the GPU table and the time estimates
+   from it (lib.common.gpu_plan, what scripts/bench/gpu_table.py and estimate_time.py print) into
+   OUT/gpu_table.log and OUT/estimate_time.log.
 
 Everything lands in OUT (default runs/gpu-check): ``gpu_check.json`` (the records), logs, the benchmark.
 Copy OUT/memory_cuda.json to results/ to have the README's GPU figures measured rather than derived.
@@ -34,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
+
+from lib.common.gpu_plan import gpu_table, time_table  # noqa: E402
 
 PARTS = ("rehearsal", "epochs", "bench")
 
@@ -169,10 +172,11 @@ def main():
         cmd = [sys.executable, ROOT / "scripts" / "bench" / "bench_memory.py", "--device", device.type, "--out", bench]
         cmd += ["--tiny", "--precisions", "amp"] if a.tiny else ["--batches", "1", "2", "4", "--repeat", "3"]
         record["bench_exit"] = sh(cmd, out / "bench.log", a.dry)
-        if not a.dry and bench.is_file():
-            for script, log in (("gpu_table.py", "gpu_table.log"), ("estimate_time.py", "estimate_time.log")):
-                sh([sys.executable, ROOT / "scripts" / script, "--bench", bench], out / log, False)
-                print((out / log).read_text(), flush=True)
+        if not a.dry and bench.is_file():  # what scripts/bench/gpu_table.py and estimate_time.py print
+            measured = json.loads(bench.read_text())
+            for text, log in ((gpu_table(measured), "gpu_table.log"), (time_table(measured), "estimate_time.log")):
+                (out / log).write_text(text + "\n")
+                print(text, flush=True)
     if not a.dry:
         (out / "gpu_check.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
         print(f"[gpu_check] wrote {out / 'gpu_check.json'}")

@@ -3,7 +3,7 @@ of the physics baseline vs the number of training videos, with 95% bootstrap int
 
 Size 300 is the train split alone (its true masks); larger sizes add cheap masks-only videos generated for this
 stage alone (``synth.generate_masks``: ids right after the dataset's unlabeled videos, same seed; never a val or
-hidden video), generated once and reused. Each size trains ``dynamics.train_dynamics`` from scratch, then
+hidden video), generated once and reused. Each size trains ``learned.train_dynamics`` from scratch, then
 learned and physics are scored on val with true inputs (min_area=1, no denoising) and with the U-Net labels of
 a run (min_area=20, denoised), as notebook 06 does; the paired interval of learned - physics uses the same
 resampled videos for both.
@@ -25,16 +25,10 @@ import numpy as np
 from lib.common.files import save_json
 from lib.common.metrics import bootstrap_ci, bootstrap_diff_ci, iou_from_confusion, per_video_confusion
 from lib.common.paths import project_root, resolve
-from lib.data import synth
-from lib.objects import dynamics as D
-from lib.objects import tracks as O
+from lib.objects import fit, learned, masks_only, motion, tracks
+from lib.objects.motion import MotionSettings
 
 SOURCES = ("true", "unet")
-
-
-def settings(src, unet_min_area=20):
-    """Track settings of an input source, as in notebook 06."""
-    return {"min_area": 1, "denoise": False} if src == "true" else {"min_area": unet_min_area, "denoise": True}
 
 
 def load_masks(data_root, split, limit=None):
@@ -42,11 +36,6 @@ def load_masks(data_root, split, limit=None):
     dirs = sorted((resolve(data_root) / split).glob("video_*"))[:limit]
     ids = np.array([int(d.name.split("_")[1]) for d in dirs])
     return ids, np.stack([np.load(d / "mask.npy") for d in dirs]).astype(np.uint8)
-
-
-def physics_kwargs(cfg):
-    keys = ("k", "decel", "F", "size_b", "restitution", "radius_scale", "mass_ratio")
-    return dict(method="physics", **{k: cfg[k] for k in keys})
 
 
 def score(pred, true22, seed):
@@ -114,7 +103,7 @@ def main(argv=None):
     else:
         unet = np.asarray(unet[: len(val), :11])
     inputs = {"true": val[:, :11], "unet": unet}
-    true22 = val[:, O.TARGET]
+    true22 = val[:, tracks.TARGET]
 
     base_path = resolve(args.baseline_from)
     if base_path.is_file():
@@ -122,28 +111,29 @@ def main(argv=None):
         print(f"baseline config from {base_path}")
     else:
         print("fitting the baseline config on train ...", flush=True)
-        cfg = D.baseline_config(train, n_videos=min(100, len(train)), seed=args.seed)
+        cfg = learned.config(fit.baseline_config(train, n_videos=min(100, len(train)), seed=args.seed))
     cfg = dict(cfg, **json.loads(args.cfg))
 
     n_extra = max(args.sizes) - len(train)
     extra, extra_info = None, None
     if n_extra > 0:
-        meta = resolve(args.data_root) / "SYNTHETIC.json"
-        seed = json.loads(meta.read_text()).get("seed", 0) if meta.is_file() else 0
-        n_unl = json.loads(meta.read_text())["counts"].get("unlabeled", 0) if meta.is_file() else 0
-        first = synth.extra_first_id(n_unl)
-        gen_cfg = json.loads(meta.read_text()).get("cfg", {}) if meta.is_file() else {}
-        gen_cfg = {**gen_cfg, "supersample": args.supersample}
-        path = resolve(args.extra_dir) / f"masks_s{seed}_{first}_{n_extra}_ss{args.supersample}.npy"
         t0 = time.time()
-        synth.generate_masks(path, n_extra, first, seed=seed, workers=args.workers, **gen_cfg)
-        extra = np.load(path, mmap_mode="r")
+        got = masks_only.extra_videos(
+            args.data_root,
+            args.extra_dir,
+            n_extra,
+            supersample=args.supersample,
+            workers=args.workers,
+            name="masks_s{seed}_{first}_{n}_ss{supersample}.npy",
+            required=False,
+        )
+        extra, path, first = got.masks, got.path, got.record["first_id"]
         shown = path.relative_to(project_root()) if path.is_relative_to(project_root()) else path
         extra_info = {
             "path": str(shown),
             "first_id": first,
             "n": n_extra,
-            "seed": seed,
+            "seed": got.record["seed"],
             "supersample": args.supersample,
         }
         extra_info["seconds"] = time.time() - t0
@@ -151,8 +141,9 @@ def main(argv=None):
 
     print("physics baseline on val ...", flush=True)
     cms, res_phys, preds = {}, {}, {}
+    physics = MotionSettings.from_config(cfg, method="physics")
     for src, x in inputs.items():
-        preds[src] = O.predict_split(x, progress=False, **physics_kwargs(cfg), **settings(src))
+        preds[src] = motion.predict_split(x, physics.for_inputs(src), progress=False)
         cms["physics", src], res_phys[src] = score(preds[src], true22, args.seed)
 
     rows = []
@@ -162,7 +153,7 @@ def main(argv=None):
         out_dir = resolve(args.work_dir) / f"videos_{size}"
         shutil.rmtree(out_dir, ignore_errors=True)
         t0 = time.time()
-        model, hist = D.train_dynamics(
+        model, hist = learned.train_dynamics(
             sets,
             out_dir,
             epochs=epochs,
@@ -179,8 +170,8 @@ def main(argv=None):
         row = {"videos": size, "epochs": epochs, "train_seconds": round(train_s, 1), "learned": {}, "diff": {}}
         row["physics"] = res_phys
         for src, x in inputs.items():
-            model.cfg.update(settings(src))
-            pred = D.predict_split_learned(model, x, device="cpu", progress=False)
+            model.cfg.update(motion.reading(src))
+            pred = learned.predict_split_learned(model, x, device="cpu", progress=False)
             cm, row["learned"][src] = score(pred, true22, args.seed)
             row["diff"][src] = bootstrap_diff_ci(cm, cms["physics", src], seed=args.seed)
         row["heldout_iou"] = max((h.get("val_iou", float("nan")) for h in hist), default=None)

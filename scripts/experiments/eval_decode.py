@@ -11,12 +11,13 @@ import time
 import numpy as np
 import torch
 
-from lib.common.trainer import inference_autocast
+from lib.common.device import inference_autocast
 from lib.data import dataset as data
-from lib.data.dataset import to_image_tensor
+from lib.data.torch_datasets import to_image_tensor
 from lib.segmentation.decode import DECODES, decode
 from lib.segmentation.label import vote_window
-from lib.segmentation.training import load_unet, score_masks
+from lib.segmentation.training import score_masks
+from lib.segmentation.unet import load_unet
 
 
 def main():

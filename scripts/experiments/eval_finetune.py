@@ -44,6 +44,7 @@ from lib.common.losses import SegLoss  # noqa: E402
 from lib.common.metrics import bootstrap_ci, bootstrap_diff_ci, per_video_confusion, stacked_iou  # noqa: E402
 from lib.common.trainer import epoch_loader, fit  # noqa: E402
 from lib.data import dataset as data  # noqa: E402
+from lib.data.torch_datasets import WindowDataset  # noqa: E402
 from lib.forecasting.training import (  # noqa: E402
     MODEL_KEYS,
     OneStep,
@@ -82,7 +83,7 @@ def _windows(a, out_len):
     if not np.array_equal(ids, unlabeled.ids):
         raise ValueError(f"{a.labels}/unlabeled.ids.npy does not list the videos of the packed unlabeled split")
     return torch.utils.data.ConcatDataset(
-        [data.WindowDataset(train.masks, data.N_INPUT, out_len), data.WindowDataset(labels, data.N_INPUT, out_len)]
+        [WindowDataset(train.masks, data.N_INPUT, out_len), WindowDataset(labels, data.N_INPUT, out_len)]
     )
 
 

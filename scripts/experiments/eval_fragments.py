@@ -14,34 +14,33 @@ import json
 from contextlib import contextmanager
 
 import numpy as np
-from dynamics_scaling import physics_kwargs
 
 from lib.common.files import save_json
 from lib.common.metrics import bootstrap_diff_ci, iou_from_confusion, per_video_confusion
 from lib.common.paths import resolve
 from lib.data import dataset as data
-from lib.objects import dynamics as D
-from lib.objects import tracks as O
+from lib.objects import learned, motion, tracks
+from lib.objects.motion import MotionSettings
 from lib.segmentation.label import load_labels
 
 
 @contextmanager
 def fragment_frames(n):
     """``tracks.FRAGMENT_FRAMES`` set to ``n`` inside the block (0: no fragments dropped), restored after it."""
-    saved, O.FRAGMENT_FRAMES = O.FRAGMENT_FRAMES, n
+    saved, tracks.FRAGMENT_FRAMES = tracks.FRAGMENT_FRAMES, n
     try:
         yield
     finally:
-        O.FRAGMENT_FRAMES = saved
+        tracks.FRAGMENT_FRAMES = saved
 
 
 def dropped_ids(inputs, min_area):
     """Per video the ids ``drop_fragments`` leaves out of (N, 11, H, W) U-Net inputs."""
     out = []
     for v in inputs:
-        kept = set(O.tracks(v, min_area, denoise=True))
+        kept = set(tracks.tracks(v, min_area, denoise=True))
         with fragment_frames(0):
-            every = set(O.tracks(v, min_area, denoise=True))
+            every = set(tracks.tracks(v, min_area, denoise=True))
         out.append(sorted(every - kept))
     return out
 
@@ -53,7 +52,7 @@ def compare(predictors, inputs, true22, min_area, true_inputs=None, seed=0):
     res = {}
     for name, predict in predictors.items():
         cms = {}
-        for rule, frames in (("with", O.FRAGMENT_FRAMES), ("without", 0)):
+        for rule, frames in (("with", tracks.FRAGMENT_FRAMES), ("without", 0)):
             with fragment_frames(frames):
                 cms[rule] = per_video_confusion(predict(inputs), true22)
         res[name] = {
@@ -80,12 +79,13 @@ def main(argv=None):
     run = resolve(args.run)
     sel = json.loads((run / "objects" / "selected.json").read_text())
     unet = {"min_area": sel["min_area"], "denoise": sel["denoise"]}  # the U-Net settings notebook 06 recorded
-    model = D.load_dynamics(run / "objects" / "last.pt")
+    model = learned.load_dynamics(run / "objects" / "last.pt")
     model.cfg.update(unet)
-    physics = physics_kwargs(json.loads((run / "metrics" / "06_objects.json").read_text())["settings"]["physics"])
+    cfg = json.loads((run / "metrics" / "06_objects.json").read_text())["settings"]["physics"]
+    physics = MotionSettings.from_config(cfg, method="physics", **unet)
     predictors = {
-        "learned": lambda x: D.predict_split_learned(model, x, device="cpu", progress=False),
-        "physics": lambda x: O.predict_split(x, progress=False, **physics, **unet),
+        "learned": lambda x: learned.predict_split_learned(model, x, device="cpu", progress=False),
+        "physics": lambda x: motion.predict_split(x, physics, progress=False),
     }
     val = data.load_split(args.data_root, "val", policy="skip")
     splits = {}
@@ -102,7 +102,7 @@ def main(argv=None):
         where = {int(v): i for i, v in enumerate(ans["ids"])}
         x = np.asarray(labels[:, :11])
         splits["hidden"] = compare(predictors, x, ans["masks"][[where[int(v)] for v in ids]], unet["min_area"])
-    res = {"run": args.run, "fragment_frames": O.FRAGMENT_FRAMES, "splits": splits}
+    res = {"run": args.run, "fragment_frames": tracks.FRAGMENT_FRAMES, "splits": splits}
     for split, r in splits.items():
         for name in predictors:
             d = r[name]["rule_minus_none"]

@@ -1,4 +1,4 @@
-"""The still rule of the learned object model (``dynamics.predict_items``, ``cfg["still"]``) on videos no run has
+"""The still rule of the learned object model (``learned.predict_items``, ``cfg["still"]``) on videos no run has
 seen: an object the physics baseline keeps still keeps the baseline's place, instead of the model's guess.
 
 Generates ``--videos`` masks-only videos (``synth.generate_masks``, the dataset's seed and settings, rasterised like
@@ -11,15 +11,12 @@ frame-22 IoU with the rule and without it, and the paired 95% bootstrap interval
 """
 
 import argparse
-import json
 
 import numpy as np
 
 from lib.common.files import save_json
 from lib.common.metrics import bootstrap_diff_ci, iou_from_confusion, per_video_confusion
-from lib.common.paths import resolve
-from lib.data import synth
-from lib.objects import dynamics as D
+from lib.objects import learned, masks_only, motion
 
 
 def main(argv=None):
@@ -33,20 +30,23 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="JSON results")
     args = ap.parse_args(argv)
 
-    meta = json.loads((resolve(args.data_root) / "SYNTHETIC.json").read_text())
-    path = resolve(args.cache) / f"masks_s{meta['seed']}_{args.first_id}_{args.videos}_ss2.npy"
-    synth.generate_masks(
-        path, args.videos, args.first_id, meta["seed"], args.workers, **{**meta["cfg"], "supersample": 2}
-    )
-    masks = np.load(path, mmap_mode="r")
+    masks = masks_only.extra_videos(  # rasterised like the dataset
+        args.data_root,
+        args.cache,
+        args.videos,
+        supersample=2,
+        workers=args.workers,
+        first=args.first_id,
+        name="masks_s{seed}_{first}_{n}_ss{supersample}.npy",
+    ).masks
     true22 = np.asarray(masks[:, 21])
-    model = D.load_dynamics(args.checkpoint)
-    model.cfg.update(min_area=1, denoise=False)  # true masks in
+    model = learned.load_dynamics(args.checkpoint)
+    model.cfg.update(motion.reading("true"))  # true masks in
     rule = model.cfg["still"]
     cms = {}
     for name, still in (("with", rule), ("without", 0.0)):
         model.cfg["still"] = still
-        cms[name] = per_video_confusion(D.predict_split_learned(model, masks, device="cpu"), true22)
+        cms[name] = per_video_confusion(learned.predict_split_learned(model, masks, device="cpu"), true22)
     res = {
         "checkpoint": args.checkpoint,
         "ids": [args.first_id, args.first_id + args.videos - 1],

@@ -16,7 +16,7 @@
 # imageio, pytorch-lightning. torch is pinned to the installed build (a constraint file), so nothing here
 # replaces it; torchvision (the release made for that torch) and timm (its hub packages are not needed for
 # the import) go in with --no-deps. PyPI's x86-64 Linux torchvision is a CUDA build: beside a CPU-only torch
-# its C++ ops do not load, which SimVP does not need (lib/forecasting/simvp.py, _import_torchvision).
+# its C++ ops do not load, which SimVP does not need (lib/forecasting/openstl.py, import_torchvision).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SRC="${1:-${OPENSTL_SRC:-$(dirname "$ROOT")/shared/third_party/OpenSTL}}"
@@ -41,7 +41,7 @@ fi
 start=$SECONDS
 cd "$ROOT"
 # the same check as the tests: lib's loader, which also explains the PyPI name clash
-check='from lib.forecasting.simvp import simvp_backend; c = simvp_backend("openstl"); import openstl, timm, torch
+check='from lib.forecasting.openstl import simvp_backend; c = simvp_backend("openstl"); import openstl, timm, torch
 print(f"OpenSTL {openstl.__version__} ({c.__module__}), timm {timm.__version__}, torch {torch.__version__}")'
 stamp="$VENV/.openstl-installed"
 want="$(cd "$SRC" && find . -type f \( -name '*.py' -o -name '*.txt' \) -print0 | sort -z | xargs -0 cat | cksum)"

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: creates or reuses .venv, then runs pytest (unit tests and the smoke notebooks).
+# The test suite: creates or reuses .venv, then runs pytest over tests/ with the arguments given.
+#   bash scripts/setup/test.sh                # everything, as CI (.ci/run)
+#   bash scripts/setup/test.sh -m "not slow"  # the fast tier: unit tests, notebook checks, script tests, and
+#                                             # ruff and nbstripout as the pre-commit hooks run them
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"

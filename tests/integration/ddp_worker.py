@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.common import distributed
-from lib.common.trainer import epoch_loader, fit, unwrap
+from lib.common.trainer import epoch_loader, fit
 
 N, GLOBAL_BATCH, EPOCHS = 48, 8, 2
 
@@ -49,7 +49,9 @@ def main(out, micro_batch=None):
     )
     Path(out, f"seen_{rank}.json").write_text(json.dumps(seen))
     if rank == 0:
-        torch.save({"state": unwrap(model).state_dict(), "history": hist, "world": world}, Path(out) / "final.pt")
+        torch.save(
+            {"state": distributed.unwrap(model).state_dict(), "history": hist, "world": world}, Path(out) / "final.pt"
+        )
     distributed.cleanup()
 
 

@@ -47,7 +47,9 @@ def test_micro_batches_under_torchrun_match_whole_batches(tmp_path):
     """Each rank's 4 samples in micro-batches of 2 (no all-reduce until the last piece, DDP's no_sync) against
     one process taking the global batch of 8 at once: the same weights (tolerance 1e-5, as above)."""
     single = _run([sys.executable, "-m", "tests.integration.ddp_worker"], tmp_path / "single")
-    ddp = _run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "tests.integration.ddp_worker"], tmp_path / "ddp", "2")
+    ddp = _run(
+        [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "tests.integration.ddp_worker"], tmp_path / "ddp", "2"
+    )
     assert ddp["world"] == 2
     for k, v in single["state"].items():
         torch.testing.assert_close(ddp["state"][k], v, atol=1e-5, rtol=1e-5)

@@ -12,17 +12,9 @@ import pytest
 import torch
 
 from lib.common.classes import NUM_CLASSES
-from lib.forecasting.simvp import (
-    MaskSimVP,
-    SimVP,
-    count_params,
-    from_openstl_state_dict,
-    load_simvp,
-    rollout,
-    save_simvp,
-    simvp_backend,
-    to_openstl_state_dict,
-)
+from lib.forecasting.openstl import from_openstl_state_dict, simvp_backend, to_openstl_state_dict
+from lib.forecasting.simvp import MaskSimVP, count_params, load_simvp, rollout, save_simvp
+from lib.forecasting.simvp_port import SimVP
 
 HOW_TO_RUN = (
     "to run these tests: `bash scripts/setup/install_openstl.sh` (with the OpenSTL source in shared/third_party/OpenSTL "

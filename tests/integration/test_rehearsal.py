@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lib.common import gpu_plan
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REHEARSAL = ROOT / "params" / "full-rehearsal.yaml"
@@ -110,21 +112,41 @@ BENCH = ROOT / "results" / "memory_cpu.json"
 
 @pytest.mark.skipif(not BENCH.is_file(), reason="no results/memory_cpu.json")
 def test_gpu_table_and_time_estimates_from_the_committed_benchmark():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import estimate_time
-    import gpu_table
-
     bench = json.loads(BENCH.read_text())
-    table = gpu_table.derive(bench)
+    table = gpu_plan.derive(bench)
+    assert list(table) == list(gpu_plan.GPUS) and all(set(row) == set(bench["steps"]) for row in table.values())
     t4 = table["T4 16 GB (Colab)"]
     for step, r in t4.items():  # the run-time choice fits by the measured cost, with room to spare
         assert 1 <= r["chosen"] <= r["fits"] and r["chosen"] * r["accumulation"] >= bench["steps"][step]["batch_size"]
+        assert (r["accumulation"] - 1) * r["chosen"] < bench["steps"][step]["batch_size"]  # no more steps than needed
         assert r["used_gb"] < 0.9 * r["total_gb"]
     assert t4["simvp"]["accumulation"] > 1  # the profile's SimVP batch needs accumulation on a T4
     big = table["H100 80 GB"]
     assert all(big[s]["chosen"] >= t4[s]["chosen"] for s in t4) and big["simvp"]["accumulation"] == 1
-    rows = {nb: sec for nb, sec, _ in estimate_time.estimate(bench)}
+    rows = {nb: sec for nb, sec, _ in gpu_plan.estimate(bench)}
+    assert list(rows) == [nb.stem for nb in NOTEBOOKS]
     assert rows["04_simvp"] > rows["07_predict_hidden"] > 0 and rows["01_explore"] is None
+    assert rows["06_objects"] is None and all(rows[nb] > 0 for nb in rows if nb not in ("01_explore", "06_objects"))
     # the rehearsal's own counts: minutes, not days
-    small = {nb: sec for nb, sec, _ in estimate_time.estimate(bench, extra=[REHEARSAL])}
+    small = {nb: sec for nb, sec, _ in gpu_plan.estimate(bench, extra=[REHEARSAL])}
     assert sum(v for k, v in small.items() if v and not k.startswith("00")) < 3600
+    assert all(small[nb] < rows[nb] for nb in rows if rows[nb] is not None)
+
+
+def _script(name, *args):
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench" / name), *map(str, args)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.skipif(not BENCH.is_file(), reason="no results/memory_cpu.json")
+def test_gpu_table_and_estimate_time_scripts_print_the_tables():
+    """The two scripts as a user runs them: the library's tables, printed."""
+    bench = json.loads(BENCH.read_text())
+    printed = _script("gpu_table.py", "--bench", BENCH, "--precision", "fp32")
+    assert printed == gpu_plan.gpu_table(bench, "fp32") + "\n"
+    assert "| T4 16 GB (Colab) |" in printed and "fp32." in printed
+    printed = _script("estimate_time.py", "--bench", BENCH, "--params", REHEARSAL)
+    assert printed == gpu_plan.time_table(bench, extra=[REHEARSAL]) + "\n"
+    assert "| 04_simvp |" in printed and printed.splitlines()[-1].startswith("| 02-07 (training and inference) |")

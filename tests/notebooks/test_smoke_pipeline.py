@@ -147,7 +147,7 @@ def test_notebook_06_objects(smoke_run):
 def test_notebook_07_submission_contract(smoke_run):
     import torch
 
-    from lib.pipeline import check_submission
+    from lib.submission import check_submission
 
     tmp, _ = smoke_run
     m = read_metrics(tmp / "run", "07_predict_hidden")
@@ -185,7 +185,7 @@ def test_notebook_04_with_the_real_openstl_backend(smoke_run, tmp_path):
     import papermill
     import torch
 
-    from lib.forecasting.simvp import simvp_backend
+    from lib.forecasting.openstl import simvp_backend
 
     try:
         simvp_backend("openstl")
@@ -210,29 +210,45 @@ def test_notebook_04_with_the_real_openstl_backend(smoke_run, tmp_path):
 
 
 def test_eval_finetune_arms_from_the_smoke_run(smoke_run):
-    """scripts/experiments/eval_finetune.py --tiny from the smoke run's SimVP and labels: every arm gets a score, an interval
-    and a paired difference to its start (the measurement behind the README's fine-tuning finding)."""
+    """scripts/experiments/eval_finetune.py --tiny from the smoke run's SimVP and labels: every arm gets a score, an
+    interval and a paired difference to its start (the measurement behind the README's fine-tuning finding), with
+    the settings its name says, relative to the profile's (params/cpu/05_finetune.yaml, the script's default)."""
     import math
     import subprocess
     import sys
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from eval_finetune import LONGER_ARMS, arm_specs
-
     tmp, _ = smoke_run
     run, out = tmp / "run", tmp / "ft.json"
-    cmd = [sys.executable, str(ROOT / "scripts" / "experiments" / "eval_finetune.py"), "--init", str(run / "simvp" / "best.pt")]
+    script = ROOT / "scripts" / "experiments" / "eval_finetune.py"
+    cmd = [sys.executable, str(script), "--init", str(run / "simvp" / "best.pt")]
     cmd += ["--labels", str(run / "labels"), "--data-root", str(tmp / "data"), "--tiny", "--extend", "1"]
     proc = subprocess.run(cmd + ["--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(out.read_text())
-    profile = yaml.safe_load((ROOT / "params/cpu/05_finetune.yaml").read_text())
-    assert sorted(report["arms"]) == sorted(list(arm_specs(profile)) + [f"longer_{n}" for n in LONGER_ARMS])
+    p = yaml.safe_load((ROOT / "params/cpu/05_finetune.yaml").read_text())
+    assert report["profile_05"] == p
+    lr, r, pr = p["lr"], p["max_rollout"], p["p_rate"]
+    ss = lambda lr, r=r, pr=pr: {"kind": "ss", "lr": lr, "max_rollout": r, "p_rate": pr}
+    expected = {  # arm: its settings (the arms from --init, then those from the longer-trained model)
+        "start": {"kind": "none"},
+        "onestep": {"kind": "onestep", "lr": lr},
+        "ss": ss(lr),
+        "ss_lr0": ss(0.0),
+        "ss_r5p5": ss(lr, 5, 5.0),
+        "ss_lr4x": ss(4 * lr),
+        "onestep_lr4x": {"kind": "onestep", "lr": 4 * lr},
+        "longer_start": {"kind": "none"},
+        "longer_onestep": {"kind": "onestep", "lr": lr},
+        "longer_ss": ss(lr),
+    }
+    assert sorted(report["arms"]) == sorted(expected)
 
     def interval(x):
         return len(x) == 2 and all(math.isfinite(v) for v in x) and x[0] <= x[1]
 
     for name, arm in report["arms"].items():
+        assert {k: arm.get(k) for k in expected[name]} == expected[name], name
         assert 0 <= arm["val_iou"] <= 1 and interval(arm["ci"]) and interval(arm["diff_ci"]), name
-        assert arm["vs"] in ("start", "longer_start"), name
-    assert report["arms"]["start"]["diff"] == 0.0 and report["arms"]["ss_lr0"]["lr"] == 0.0
+        assert arm["vs"] == ("longer_start" if name.startswith("longer_") and name != "longer_start" else "start")
+        assert arm["steps"] == (0 if name == "start" else 1), name  # --tiny: one step a arm (the extension's too)
+    assert report["arms"]["start"]["diff"] == 0.0 and report["arms"]["start"]["diff_ci"] == [0.0, 0.0]

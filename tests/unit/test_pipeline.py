@@ -1,82 +1,14 @@
+"""lib/pipeline.py: U-Net masks of a split, the predictors (objects, SimVP, their combination) and their choice."""
+
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from lib import pipeline
-
-
-def _masks(n, seed=0):
-    return np.random.default_rng(seed).integers(0, 49, (n, 160, 240), dtype=np.uint8)
-
-
-def test_submission_round_trip_sorted_by_numeric_id(tmp_path):
-    ids = np.array([15010, 15002, 15100])
-    masks = _masks(3)
-    path = pipeline.save_submission(tmp_path / "sub.pt", ids, masks)
-    sub = pipeline.load_submission(path)
-    assert sub["ids"].tolist() == [15002, 15010, 15100]
-    assert sub["masks"].dtype == torch.uint8 and sub["masks"].shape == (3, 160, 240)
-    np.testing.assert_array_equal(sub["masks"][0].numpy(), masks[1])
-    assert not list(tmp_path.glob(".*tmp"))
-
-
-@pytest.mark.parametrize(
-    "bad,msg",
-    [
-        ({"ids": torch.arange(2), "masks": torch.zeros(2, 160, 240, dtype=torch.float32)}, "dtype"),
-        ({"ids": torch.arange(2), "masks": torch.zeros(2, 80, 240, dtype=torch.uint8)}, "shape"),
-        ({"ids": torch.tensor([2, 1]), "masks": torch.zeros(2, 160, 240, dtype=torch.uint8)}, "order"),
-        ({"ids": torch.arange(2), "masks": torch.full((2, 160, 240), 60, dtype=torch.uint8)}, "outside 0..48"),
-        ({"masks": torch.zeros(2, 160, 240, dtype=torch.uint8)}, "'ids' and 'masks'"),
-    ],
-)
-def test_check_submission_rejects(bad, msg):
-    with pytest.raises(ValueError, match=msg):
-        pipeline.check_submission(bad)
-
-
-def test_wrong_count_rejected_and_nothing_written(tmp_path):
-    with pytest.raises(ValueError, match="3 masks for 4"):
-        pipeline.check_submission({"ids": torch.arange(3), "masks": torch.zeros(3, 160, 240, dtype=torch.uint8)}, 4)
-    with pytest.raises(ValueError):
-        pipeline.save_submission(tmp_path / "s.pt", [1, 1], _masks(2))
-    assert not (tmp_path / "s.pt").exists()
-
-
-def test_score_hidden_against_answers(tmp_path):
-    masks = _masks(3, seed=1)
-    np.savez(tmp_path / "hidden_answers.npz", ids=np.array([15000, 15001, 15002]), masks=masks)
-    sub = {"ids": torch.tensor([15000, 15001, 15002]), "masks": torch.from_numpy(masks)}
-    assert pipeline.score_hidden(tmp_path, sub)[0] == pytest.approx(1.0)
-    assert pipeline.score_hidden(tmp_path / "nothing", sub) is None
-
-
-def test_score_hidden_never_scores_a_subset(tmp_path):
-    masks = _masks(3, seed=1)
-    np.savez(tmp_path / "hidden_answers.npz", ids=np.array([15000, 15001, 15002]), masks=masks)
-    sub = {"ids": torch.tensor([15000, 15002]), "masks": torch.from_numpy(masks[[0, 2]])}
-    with pytest.raises(ValueError, match="leaves out 1 of the 3 .*video_15001"):
-        pipeline.score_hidden(tmp_path, sub)
-
-
-def test_check_submission_against_the_hidden_folders(tiny_root, tmp_path):
-    """The ids must be the hidden video_N folders on disk (numeric order, any zero padding): a missing or an
-    extra id fails naming it, whatever the packed count says."""
-    from lib.data import dataset as data
-
-    (tiny_root / "hidden" / "video_15000").rename(tiny_root / "hidden" / "video_9")  # unpadded, sorts first
-    assert data.hidden_ids(tiny_root) == [9, 15001]
-    good = {"ids": torch.tensor([9, 15001]), "masks": torch.zeros(2, 160, 240, dtype=torch.uint8)}
-    pipeline.check_submission(good, data_root=tiny_root)
-    short = {"ids": torch.tensor([15001]), "masks": torch.zeros(1, 160, 240, dtype=torch.uint8)}
-    with pytest.raises(ValueError, match="1 ids for 2 hidden video folders: missing video_00009"):
-        pipeline.check_submission(short, 1, data_root=tiny_root)  # the packed count (1) agrees; the folders do not
-    extra = {"ids": torch.tensor([9, 15001, 15002]), "masks": torch.zeros(3, 160, 240, dtype=torch.uint8)}
-    with pytest.raises(ValueError, match="extra .*video_15002"):
-        pipeline.check_submission(extra, expected_ids=[9, 15001])
-    with pytest.raises(ValueError, match="missing video_00009"):
-        pipeline.save_submission(tmp_path / "s.pt", [15001], _masks(1), expected_ids=data.hidden_ids(tiny_root))
-    assert not (tmp_path / "s.pt").exists()
+from lib.objects import learned, motion
+from lib.objects.motion import MotionSettings
 
 
 def test_predict_frame22_confidence():
@@ -118,3 +50,127 @@ def test_split_unet_masks_reuses_labels_of_the_same_model(tiny_root, tmp_path):
     assert src == "labels" and (got == 7).all()
     got, src = pipeline.split_unet_masks(unet, packed, dev, tmp_path, "unet-b", frames=[0, 10])  # another model
     assert src == "frames" and np.array_equal(got, fresh)
+
+
+def test_combine_modes():
+    obj = np.array([[0, 5], [7, 0]], np.uint8)
+    sim = np.array([[3, 6], [0, 9]], np.uint8)
+    conf = np.array([[0.95, 0.99], [0.5, 0.2]])
+    np.testing.assert_array_equal(pipeline.combine(obj, sim), [[3, 5], [7, 9]])
+    np.testing.assert_array_equal(pipeline.combine(obj, sim, known_ids={3, 5, 7}), [[3, 5], [7, 0]])
+    np.testing.assert_array_equal(pipeline.combine(obj, sim, conf, mode="confident"), [[3, 6], [7, 0]])
+    np.testing.assert_array_equal(pipeline.combine(obj, sim, conf, mode="fill_confident"), [[3, 5], [7, 0]])
+    batch = pipeline.combine(np.stack([obj, obj]), np.stack([sim, sim]), known_ids=[{3}, {9}])
+    np.testing.assert_array_equal(batch, [[[3, 5], [7, 0]], [[0, 5], [7, 9]]])
+    with pytest.raises(ValueError):
+        pipeline.combine(obj, sim, mode="confident")
+
+
+def test_choose_threshold_cross_validated():
+    """Videos where SimVP's confident pixels are right (a filled object the renderer missed) pick a low
+    threshold; videos where they are wrong pick 1.0 (never fill), and the cross-validated prediction of a
+    fold uses the threshold chosen on the other folds."""
+    n = 6
+    true = np.zeros((n, 4, 4), np.uint8)
+    true[:, :2, :2] = 5
+    obj = np.zeros_like(true)  # the renderer lost object 5
+    sim = true.copy()
+    conf = np.full(true.shape, 0.8)
+    known = [{5}] * n
+    t, cv = pipeline.choose_threshold(obj, sim, conf, true, known, thresholds=(0.5, 1.0))
+    assert t == 0.5 and np.array_equal(cv, true)
+    wrong = np.zeros_like(true)
+    wrong[:, 2:, 2:] = 5  # SimVP puts it in the wrong place: filling only adds false positives
+    t, cv = pipeline.choose_threshold(obj, wrong, conf, true, known, thresholds=(0.5, 1.0))
+    assert t == 1.0 and np.array_equal(cv, obj)
+
+
+def _moving_masks(n=2):
+    masks = np.zeros((n, 11, 40, 60), np.uint8)
+    for t in range(11):
+        masks[:, t, 10:20, 5 + 2 * t : 15 + 2 * t] = 7
+    return masks
+
+
+def test_selection_round_trip(tmp_path):
+    masks = _moving_masks()
+    chosen = pipeline.ObjectPredictor("constant velocity", MotionSettings("cv", k=2), size_b=0.007)
+    chosen.save(tmp_path / "sel.json")
+    loaded = pipeline.ObjectPredictor.load(tmp_path / "sel.json")
+    assert loaded.name == "constant velocity" and loaded.settings == chosen.settings and loaded.size_b == 0.007
+    want = motion.predict_split(masks, MotionSettings("cv", k=2), progress=False)
+    np.testing.assert_array_equal(loaded.predict(masks), want)
+    with pytest.raises(FileNotFoundError, match="notebook 06"):
+        pipeline.ObjectPredictor.load(tmp_path / "missing.json")
+
+
+def test_a_selection_written_before_the_refactor_still_loads(tmp_path):
+    """selected.json of an older run: the non-learned kwargs it named, U-Net reading, no size_b."""
+    old = {"name": "constant velocity", "kwargs": {"method": "cv", "k": 2}, "checkpoint": None}
+    (tmp_path / "sel.json").write_text(json.dumps({**old, "min_area": 20, "denoise": True}))
+    p = pipeline.ObjectPredictor.load(tmp_path / "sel.json")
+    assert p.settings == MotionSettings("cv", k=2, min_area=20, denoise=True) and p.size_b == 0.0
+    masks = _moving_masks()
+    np.testing.assert_array_equal(p.predict(masks), motion.predict_split(masks, p.settings, progress=False))
+    run = tmp_path / "run"  # in its run folder: the size model of the run's notebook 06, as notebook 07 read it
+    (run / "objects").mkdir(parents=True)
+    (run / "metrics").mkdir()
+    (run / "objects" / "selected.json").write_text((tmp_path / "sel.json").read_text())
+    (run / "metrics" / "06_objects.json").write_text(json.dumps({"settings": {"physics": {"size_b": 0.00775}}}))
+    assert pipeline.ObjectPredictor.load(run / "objects" / "selected.json").size_b == 0.00775
+
+
+def test_a_learned_selection_loads_its_checkpoint_with_the_unet_reading(tmp_path):
+    cfg = learned.config(MotionSettings("decel", k=2, decel=0.3, size_b=0.004), d=16)
+    model = learned.build_model(cfg)
+    torch.save({"model": model.state_dict(), "config": {"model": model.cfg}}, tmp_path / "last.pt")
+    chosen = pipeline.ObjectPredictor.of_model("learned", model, tmp_path / "last.pt").for_inputs("unet")
+    chosen.save(tmp_path / "sel.json")
+    sel = json.loads((tmp_path / "sel.json").read_text())
+    assert sel["kwargs"] == {} and (sel["min_area"], sel["denoise"], sel["size_b"]) == (20, True, 0.004)
+    loaded = pipeline.ObjectPredictor.load(tmp_path / "sel.json")
+    assert loaded.model.cfg["min_area"] == 20 and loaded.model.cfg["denoise"] is True
+    assert loaded.settings == MotionSettings("decel", k=2, decel=0.3, size_b=0.004, min_area=20, denoise=True)
+    masks = _moving_masks()
+    model.cfg.update(min_area=20, denoise=True)
+    want = learned.predict_split_learned(model, masks, device="cpu", progress=False)
+    np.testing.assert_array_equal(loaded.predict(masks), want)
+
+
+def test_choose_predictor_picks_on_val_and_predicts_through_the_chosen_object(monkeypatch):
+    masks = _moving_masks(4)
+    true22 = np.zeros((4, 40, 60), np.uint8)
+    true22[:, 10:20, 47:57] = 7  # constant velocity is exact
+    objects = pipeline.ObjectPredictor("constant velocity", MotionSettings("cv", k=2))
+    simvp_pred = np.zeros_like(true22)
+    simvp_pred[:, 0:3, 0:3] = 7  # SimVP puts a blob of 9 pixels in a corner
+    calls = []
+
+    def fake_forecast(model, inputs, device, return_conf=False):
+        calls.append(len(inputs))
+        return simvp_pred[: len(inputs)].copy(), np.full(simvp_pred[: len(inputs)].shape, 0.6, np.float16)
+
+    monkeypatch.setattr(pipeline, "predict_frame22", fake_forecast)
+    simvp = pipeline.SimVPPredictor(model=None, device="cpu", min_blob=20)
+    choice = pipeline.choose_predictor(objects, simvp, masks, true22, seed=0)
+    assert choice.postprocess  # suppressing the small blob helps: "auto" turns it on
+    assert choice.key == "objects" and choice.predictor is objects and choice.name.startswith("objects: constant")
+    assert list(choice.rows) == [
+        "SimVP fine-tuned (notebook 05)",
+        "fine-tuned + post-processing",
+        "objects: constant velocity (notebook 06)",
+        "combined: objects + confident SimVP fill (cross-validated)",
+    ]
+    assert choice.threshold == 0.5  # post-processed, SimVP fills nothing: every threshold ties, the first is kept
+    np.testing.assert_array_equal(choice.predictor.predict(masks), true22)
+    calls.clear()
+    choice.predictor.predict(masks)
+    assert calls == []  # the objects do not run SimVP
+    forced = pipeline.choose_predictor(objects, simvp, masks, true22, predictor="combined", postprocess="off")
+    assert forced.key == "combined" and not forced.postprocess and forced.predictor.simvp.postprocess is False
+    assert forced.threshold == 0.7  # SimVP's blob kept: filling it only adds false positives, so none above 0.6
+    calls.clear()
+    out = forced.predictor.predict(masks)
+    assert calls == [4] and np.array_equal(out, true22)  # SimVP ran; nothing filled at threshold 0.7
+    with pytest.raises(ValueError, match="predictor"):
+        pipeline.choose_predictor(objects, simvp, masks, true22, predictor="best")

@@ -53,7 +53,7 @@ def test_atomic_writes_fsync_the_file_before_the_rename_and_the_folder_after(tmp
 def test_labels_are_fsynced_before_their_final_name_appears(tiny_root, tmp_path, events):
     from lib.data import dataset as data
     from lib.segmentation import label
-    from tests.test_label import ColourModel
+    from tests.unit.segmentation.test_label import ColourModel
 
     packed = data.load_split(tiny_root, "hidden", progress=False)
     events.clear()

@@ -92,6 +92,7 @@ def train(make_model, loss_fn, data, tmp, micro_batch, batch=8, epochs=2, **kw):
 
 
 def assert_close_states(a, b, **tol):
+    assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], **tol, msg=lambda m, k=k: f"{k}: {m}")
 
@@ -101,6 +102,7 @@ def test_accumulation_equals_whole_batches_without_batchnorm(tmp_path, micro_bat
     whole, h1 = train(NoBN, seg_loss, images(), tmp_path / "whole", None)
     micro, h2 = train(NoBN, seg_loss, images(), tmp_path / "micro", micro_batch)
     assert_close_states(whole, micro, **TIGHT)
+    assert len(h1) == len(h2) == 2  # both trained their 2 epochs (zip below would stop at the shorter)
     for a, b in zip(h1, h2):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
 
@@ -165,12 +167,18 @@ def test_out_of_memory_names_the_setting_to_lower(tmp_path, err):
     def oom(model, batch, device):
         raise err
 
-    with pytest.raises(OutOfMemory, match=r"micro_batch lower \(e.g. micro_batch = 2\)") as e:
+    # caught as a MemoryError (what a caller catches), and it is fit's own OutOfMemory, not torch's error passed on
+    with pytest.raises(MemoryError, match=r"micro_batch lower \(e.g. micro_batch = 2\)") as e:
         train(NoBN, oom, images(), tmp_path, 4)
-    assert "batch_size 8" in str(e.value) and "Tried to allocate" in str(e.value) or "can't allocate" in str(e.value)
-    with pytest.raises(OutOfMemory, match="one sample at a time does not fit"):
+    assert type(e.value) is OutOfMemory
+    said = str(err).splitlines()[0]
+    assert "a training step of 4 samples at once (batch_size 8, micro_batch 4)" in str(e.value)
+    assert str(e.value).endswith(f"torch said: {said}")  # torch's own message, CUDA's or the CPU allocator's
+    with pytest.raises(MemoryError, match="one sample at a time does not fit") as one:
         train(NoBN, oom, images(), tmp_path / "one", 1)
-    assert isinstance(e.value, MemoryError)
+    assert type(one.value) is OutOfMemory
+    assert "a training step of 1 samples at once (batch_size 8, micro_batch 1)" in str(one.value)
+    assert str(one.value).endswith(f"torch said: {said}")
 
 
 def test_other_errors_pass_through(tmp_path):
@@ -241,7 +249,9 @@ T4 = 15_637_086_208  # bytes torch.cuda.mem_get_info reports as total on a 16 GB
 CUDA_CONTEXT = 0.5 * memory.GiB
 
 
-@pytest.mark.skipif(not BENCH.is_file(), reason="results/memory_cpu.json not written yet (scripts/bench/bench_memory.py)")
+@pytest.mark.skipif(
+    not BENCH.is_file(), reason="results/memory_cpu.json not written yet (scripts/bench/bench_memory.py)"
+)
 @pytest.mark.parametrize("step", ["unet", "simvp", "finetune"])
 def test_a_16gb_gpu_gets_a_micro_batch_that_fits(monkeypatch, step):
     """The full profile on a T4: free memory faked to what a T4 has after the CUDA context; the measured cost

@@ -8,11 +8,11 @@ import torch
 
 from lib.common.classes import NUM_CLASSES
 from lib.common.metrics import IoUMeter, jaccard
-from lib.forecasting.simvp import _import_torchvision
+from lib.forecasting.openstl import import_torchvision
 
 # torchmetrics imports torchvision when it is installed; next to a CPU-only torch, the CUDA torchvision that
 # scripts/setup/install_openstl.sh brings for OpenSTL cannot load its C++ ops, and the placeholders make it importable
-_import_torchvision()
+import_torchvision()
 from torchmetrics.classification import MulticlassJaccardIndex  # noqa: E402
 
 

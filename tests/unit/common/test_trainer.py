@@ -9,16 +9,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from lib.common.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from lib.common.device import inference_dtype
 from lib.common.metrics import jaccard
-from lib.common.trainer import (
-    CheckpointError,
-    EpochSampler,
-    epoch_loader,
-    fit,
-    inference_dtype,
-    load_checkpoint,
-    read_checkpoint,
-)
+from lib.common.trainer import EpochSampler, epoch_loader, fit
 from lib.segmentation.augment import Augment
 from lib.segmentation.unet import UNet
 
@@ -311,7 +305,7 @@ def test_resume_refuses_a_checkpoint_made_on_other_data(tmp_path):
 
 def test_unet_training_records_its_data_and_refuses_other_data(tiny_root, tmp_path):
     from lib.segmentation.training import train_unet
-    from tests.test_data import _break
+    from tests.unit.data.test_dataset import _break
 
     small = dict(width=4, depth=2, epochs=2, batch_size=2, steps_per_epoch=1, eval_videos=1, eval_frames=1)
     train_unet(tiny_root, tmp_path, progress=False, device="cpu", crop=[48, 64], **small)

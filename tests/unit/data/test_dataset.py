@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from lib.data import dataset as data
+from lib.data.torch_datasets import FrameDataset, WindowDataset
 from tests.conftest import write_video
 
 
@@ -106,14 +107,14 @@ def test_short_mask_padded_under_pad_policy(tiny_root, caplog):
 
 def test_frame_and_window_datasets(tiny_root):
     p = data.load_split(tiny_root, "train", progress=False)
-    ds = data.FrameDataset(p)
+    ds = FrameDataset(p)
     assert len(ds) == 3 * 22
     img, mask = ds[22 + 5]
     assert img.shape == (3, 160, 240) and img.dtype == torch.float32 and 0 <= img.min() and img.max() <= 1
     assert torch.equal(mask, torch.from_numpy(p.masks[1, 5].astype(np.int64)))
-    assert len(data.FrameDataset(data.load_split(tiny_root, "hidden", progress=False))[0].shape) == 3
+    assert len(FrameDataset(data.load_split(tiny_root, "hidden", progress=False))[0].shape) == 3
     torch.manual_seed(0)
-    crops = data.FrameDataset(p, crop=(48, 64), object_bias=1.0)
+    crops = FrameDataset(p, crop=(48, 64), object_bias=1.0)
     for i in range(0, len(crops), 7):
         img, m = crops[i]
         assert img.shape == (3, 48, 64) and m.shape == (48, 64) and (m > 0).any()  # centred on the object
@@ -125,15 +126,15 @@ def test_frame_and_window_datasets(tiny_root):
             for x in range(0, 240 - 63, 1)
             if full[y, x] == m[0, 0]
         )
-    w = data.WindowDataset(p.masks)
+    w = WindowDataset(p.masks)
     assert len(w) == 3 * 11
     x, y = w[11 + 3]
     assert x.shape == (11, 160, 240) and y.shape == (1, 160, 240)
     assert torch.equal(y[0], torch.from_numpy(p.masks[1, 14].astype(np.int64)))
-    w5 = data.WindowDataset(p.masks, out_len=5)
+    w5 = WindowDataset(p.masks, out_len=5)
     assert len(w5) == 3 * 7 and w5[7][1].shape == (5, 160, 240)
     with pytest.raises(ValueError, match="no 11\\+12 window"):
-        data.WindowDataset(p.masks, out_len=12)
+        WindowDataset(p.masks, out_len=12)
 
 
 # ----------------------------------------------------------------------------- the hidden set and counted quirks

@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import pytest
 
-from lib.data import prepare, synth
+from lib.data import prepare, scene
 
 COUNTS = {"train": 1, "val": 1}
 
@@ -20,7 +20,7 @@ def root(tmp_path_factory):
 
 def test_reuses_complete_data(root):
     marker = json.loads((root / prepare.MARKER).read_text())
-    assert marker["config"] == json.loads(json.dumps(asdict(synth.make_config())))  # every setting, defaults too
+    assert marker["config"] == json.loads(json.dumps(asdict(scene.make_config())))  # every setting, defaults too
     assert prepare.prepare_dataset(root, COUNTS, seed=0, workers=1, progress=False)["action"] == "existing"
 
 
@@ -32,7 +32,7 @@ def test_other_overrides_or_seed_refused(root):
 
 
 def test_data_from_an_older_generator_refused(root, tmp_path):
-    """Defaults changed by a newer lib/data/synth.py: reusing the old videos would mix two renderings."""
+    """Defaults changed by a newer lib/data/scene.py: reusing the old videos would mix two renderings."""
     marker = root / prepare.MARKER
     saved = marker.read_text()
     old = json.loads(saved)

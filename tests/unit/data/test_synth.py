@@ -1,4 +1,5 @@
-"""The synthetic generator: layout, determinism (whatever the number of workers), resume, masks."""
+"""The synthetic generator: layout, determinism (whatever the number of workers), resume, masks
+(lib/data/synth.py writing videos of lib/data/scene.py, drawn by lib/data/shading.py)."""
 
 import os
 import shutil
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from lib.data import synth
+from lib.data import scene, synth
 
 COUNTS = {"train": 2, "val": 1, "unlabeled": 1, "hidden": 2}
 
@@ -65,32 +66,32 @@ def test_workers_give_identical_bytes(data1, data2):
 def test_hidden_answers_are_frame_22(data1):
     ans = np.load(data1 / "hidden_answers.npz")
     for vid, m in zip(ans["ids"].tolist(), ans["masks"]):
-        _, mask, _ = synth.render_video(vid, seed=0, rgb_frames=[], mask_frames=[21])
+        _, mask, _ = scene.render_video(vid, seed=0, rgb_frames=[], mask_frames=[21])
         assert np.array_equal(mask[21], m)
         assert m.any()
 
 
 def test_files_match_render_video(data1):
-    frames, mask, info = synth.render_video(0, seed=0)
+    frames, mask, info = scene.render_video(0, seed=0)
     assert frames.shape == (22, 160, 240, 3) and frames.dtype == np.uint8
     assert np.array_equal(np.load(data1 / "train/video_00000/mask.npy"), mask)
     for t in (0, 21):
         assert np.array_equal(np.asarray(Image.open(data1 / f"train/video_00000/image_{t}.png")), frames[t])
     # skipping the RGB work changes nothing in the masks
-    assert np.array_equal(synth.render_video(0, seed=0, rgb_frames=[])[1], mask)
+    assert np.array_equal(scene.render_video(0, seed=0, rgb_frames=[])[1], mask)
 
 
 def test_seed_changes_video():
-    a = synth.render_video(7, seed=0, rgb_frames=[0])
-    b = synth.render_video(7, seed=0, rgb_frames=[0])
-    c = synth.render_video(7, seed=1, rgb_frames=[0])
+    a = scene.render_video(7, seed=0, rgb_frames=[0])
+    b = scene.render_video(7, seed=0, rgb_frames=[0])
+    c = scene.render_video(7, seed=1, rgb_frames=[0])
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert not np.array_equal(a[1], c[1])
 
 
 @pytest.mark.parametrize("vid", [1000, 1001, 1002])
 def test_mask_ids_are_distinct_objects(vid):
-    _, mask, info = synth.render_video(vid, seed=0, rgb_frames=[])
+    _, mask, info = scene.render_video(vid, seed=0, rgb_frames=[])
     cids = [o["class_id"] for o in info["objects"]]
     assert len(set(cids)) == len(cids) and 3 <= len(cids) <= 6 and all(1 <= c <= 48 for c in cids)
     assert set(np.unique(mask).tolist()) <= {0, *cids}
@@ -124,10 +125,10 @@ def test_resume(data1, tmp_path):
 
 
 def test_config():
-    cfg = synth.make_config(frame_steps=10, speed=[1, 2])
+    cfg = scene.make_config(frame_steps=10, speed=[1, 2])
     assert cfg.frame_steps == 10 and cfg.speed == (1, 2)
     with pytest.raises(TypeError):
-        synth.make_config(no_such_key=1)
+        scene.make_config(no_such_key=1)
     with pytest.raises(ValueError):
         synth.generate("/nonexistent-never-written", counts={"test": 1})
 
@@ -137,12 +138,12 @@ def test_metal_mirrors_a_dark_sky():
     default (darker than the floor) darkens them, so a gray metal face facing up no longer looks like floor."""
 
     def metal_in_frame_0(v):
-        _, mask, info = synth.render_video(v, rgb_frames=[], mask_frames=[0])
+        _, mask, info = scene.render_video(v, rgb_frames=[], mask_frames=[0])
         return np.isin(mask[0], [o["class_id"] for o in info["objects"] if (o["class_id"] - 1) % 16 < 8]).sum() > 50
 
     vid = next(v for v in range(1000, 1050) if metal_in_frame_0(v))
-    dark_rgb, mask, info = synth.render_video(vid, rgb_frames=[0], mask_frames=[0])
-    bright_rgb, _, _ = synth.render_video(vid, rgb_frames=[0], mask_frames=[0], metal_sky=(0.15, 0.85))
+    dark_rgb, mask, info = scene.render_video(vid, rgb_frames=[0], mask_frames=[0])
+    bright_rgb, _, _ = scene.render_video(vid, rgb_frames=[0], mask_frames=[0], metal_sky=(0.15, 0.85))
     metal_ids = [o["class_id"] for o in info["objects"] if (o["class_id"] - 1) % 16 < 8]
     metal = np.isin(mask[0], metal_ids)
     changed = (dark_rgb[0].astype(int) - bright_rgb[0]).any(-1)
@@ -186,7 +187,7 @@ def test_a_worker_error_names_the_video(tmp_path, monkeypatch):
     def broken(*a, **k):
         raise ValueError("no physics today")
 
-    monkeypatch.setattr(synth, "render_video", broken)
+    monkeypatch.setattr(scene, "render_video", broken)
     with pytest.raises(RuntimeError, match="generating val/video_01000 failed: ValueError: no physics today"):
         synth.generate(tmp_path, counts={"val": 1}, seed=0, workers=1, progress=False)
 

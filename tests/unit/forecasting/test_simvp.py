@@ -10,19 +10,9 @@ import torch
 import torch.nn as nn
 
 from lib.common.classes import NUM_CLASSES
-from lib.forecasting.simvp import (
-    DropPath,
-    MaskSimVP,
-    SimVP,
-    count_flops,
-    count_params,
-    from_openstl_state_dict,
-    load_simvp,
-    rollout,
-    save_simvp,
-    simvp_backend,
-    to_openstl_state_dict,
-)
+from lib.forecasting.openstl import from_openstl_state_dict, simvp_backend, to_openstl_state_dict
+from lib.forecasting.simvp import MaskSimVP, count_flops, count_params, load_simvp, rollout, save_simvp
+from lib.forecasting.simvp_port import DropPath, SimVP
 
 BN = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
 
@@ -255,7 +245,11 @@ def test_drop_path_module():
 def test_other_model_types_refused():
     with pytest.raises(NotImplementedError, match="gSTA"):
         SimVP((4, 2, 16, 16), model_type="IncepU")
-    assert isinstance(SimVP((4, 2, 16, 16), hid_S=4, hid_T=8, N_S=2, N_T=2, model_type="gsta"), SimVP)
+    # the name is case-insensitive: "gsta" builds the very gSTA model, layout and output shape
+    lower = SimVP((4, 2, 16, 16), hid_S=4, hid_T=8, N_S=2, N_T=2, model_type="gsta")
+    assert shapes(lower) == expected_listing(4, 2, 4, 8, 2, 2)
+    x = torch.rand(2, 4, 2, 16, 16)
+    assert lower(x).shape == x.shape
 
 
 @pytest.mark.parametrize("down,N_S", [(1, 2), (2, 2), (1, 4), (2, 4)])

@@ -78,7 +78,8 @@ def test_video_votes_of_frames_0_10_never_see_later_frames(tiny_root, tmp_path, 
 def _unet_checkpoint(path):
     """A tiny U-Net checkpoint as train_unet writes it (model + config)."""
     from lib.common.files import torch_save
-    from lib.segmentation.training import DEFAULTS, build_unet
+    from lib.segmentation.training import DEFAULTS
+    from lib.segmentation.unet import build_unet
 
     cfg = {**DEFAULTS, "width": 4, "depth": 2}
     torch.manual_seed(0)
@@ -89,7 +90,7 @@ def _unet_checkpoint(path):
 def test_stale_labels_are_refused_naming_both_or_relabelled(tiny_root, tmp_path):
     """Labels carry the checkpoint and the data they were made for: another checkpoint, or other data (here
     the same files packed under another policy), is an error naming both, unless the caller asks to relabel."""
-    from tests.test_data import _break
+    from tests.unit.data.test_dataset import _break
 
     out = tmp_path / "labels"
     ckpt = _unet_checkpoint(tmp_path / "unet" / "best.pt")

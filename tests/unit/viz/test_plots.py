@@ -111,8 +111,17 @@ def test_legend_helpers():
         assert CLASS_NAMES[i] in html and viz._hex(i) in html
     assert "missed" in html
     fig, ax = plt.subplots()
-    assert viz.add_class_legend(ax, m) is not None
-    assert viz.add_class_legend(ax, np.zeros_like(m)) is None
+    legend = viz.add_class_legend(ax, m)
+    assert legend is ax.get_legend()  # drawn on the axes it was given
+    assert [t.get_text() for t in legend.get_texts()] == [f"{i:2d} {CLASS_NAMES[i]}" for i in ids]
+    colours = [tuple(np.round(np.asarray(h.get_facecolor()[:3]) * 255).astype(int)) for h in legend.legend_handles]
+    assert colours == [tuple(int(v) for v in PALETTE[i]) for i in ids]
+    assert [t.get_text() for t in viz.add_class_legend(ax, m, ids=[0, 7, 3]).get_texts()] == [
+        f" 7 {CLASS_NAMES[7]}",
+        f" 3 {CLASS_NAMES[3]}",
+    ]
+    _, empty = plt.subplots()
+    assert viz.add_class_legend(empty, np.zeros_like(m)) is None and empty.get_legend() is None
 
 
 def test_figures_build_and_save(tmp_path):
@@ -129,10 +138,10 @@ def test_figures_build_and_save(tmp_path):
         "hist_empty": viz.histogram([], "nothing", "x"),
         "entrants": viz.entrants_over_time_plot([0, 0, 0, 3, 12, 15, -1, np.nan]),
     }
-    assert len(figs["grid"].axes) >= 2 * 6
+    assert len(figs["grid"].axes) == 2 * 6  # 2 videos x (image, mask) at frames 0, 10 and 21
     assert len(figs["grid_nomask"].axes) == 2 * 2
     for name, fig in figs.items():
-        path = viz.save_figure(fig, f"test_{name}", figures_dir=tmp_path / "figs")
+        path = viz.save_figure(fig, f"test_{name}", tmp_path / "figs")
         assert path == tmp_path / "figs" / f"test_{name}.png"
         im = Image.open(path)
         assert im.format == "PNG" and im.size[0] > 100
@@ -145,6 +154,6 @@ def test_figures_build_and_save(tmp_path):
 
 def test_save_figure_close(tmp_path):
     fig = viz.histogram([1, 2, 3], "t", "x")
-    viz.save_figure(fig, "x.png", figures_dir=tmp_path, close=True)
+    viz.save_figure(fig, "x.png", tmp_path, close=True)
     assert (tmp_path / "x.png").exists()
     assert fig.number not in plt.get_fignums()

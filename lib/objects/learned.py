@@ -3,8 +3,8 @@
 Each object of a video (a class id, docs/classes.md) becomes a feature vector computed from its track
 over frames 0-10 (lib/objects/tracks.py): last clean centroid, recent positions and velocities, size, visibility /
 border / clean patterns, frames since last seen, shape and material one-hot (colour does not matter to
-dynamics), and the displacement a non-learned baseline predicts (by default the floor-plane physics
-simulation with collisions of lib/objects/tracks.py, ``predict_physics``; also "floor", "decel", "friction").
+dynamics), and the displacement a non-learned baseline predicts (lib/objects/motion.py; by default the
+floor-plane physics simulation with collisions, ``motion.predict_physics``; also "floor", "decel", "friction").
 ``ObjectDynamics`` encodes each object with an MLP, mixes the objects of a video with 2 layers of
 multi-head self-attention (padding-masked: a video has 1..~8 objects), and predicts per object a RESIDUAL
 (dy, dx) on top of the baseline's displacement and a log-scale residual on top of the size model's scale.
@@ -15,10 +15,15 @@ the displacement of the object's centroid from its reference (last clean) positi
 ratio). Objects not cleanly visible at frame 21 (left the frame, cut by the border, partly hidden) have no
 reliable centroid there: they are masked out of the loss (they are still rendered, clipped at the edges).
 
-    cfg = baseline_config(train_masks)                    # size model, k, decel, F, collisions fitted on train
+The model's config (``cfg``, a dict stored in its checkpoints) holds its baseline's ``motion.MotionSettings``
+(``config``; the method under "baseline") and its own sizes and test-time rules (still, flip).
+
+    cfg = config(fit.baseline_config(train_masks))          # size model, k, decel, F, collisions fitted on train
     model, history = train_dynamics([train_masks, unlabeled_labels], "runs/x/dynamics", epochs=10, cfg=cfg)
     pred22 = predict_split_learned(model, val_inputs)     # (N, H, W) uint8
-    final = combine(pred22, simvp_pred, simvp_conf, mode="fill")
+
+Features, tokens, model, training and prediction of this one model are kept together in this module (about
+600 lines): they share its config and token format, and nothing else uses them.
 """
 
 import math
@@ -32,12 +37,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from lib.common import trainer
+from lib.common.checkpoint import read_checkpoint
 from lib.common.classes import MATERIALS, SHAPES, attributes
+from lib.common.device import auto_device
 from lib.common.metrics import jaccard
-from lib.common.trainer import EpochSampler, auto_device, fit, read_checkpoint, seed_everything
-from lib.objects import tracks as O
+from lib.common.rng import seed_everything
+from lib.common.trainer import EpochSampler
+from lib.objects import fit, motion, render, tracks
+from lib.objects.motion import MotionSettings
 
-N_IN = O.LAST_INPUT + 1  # input frames
+N_IN = tracks.LAST_INPUT + 1  # input frames
 RECENT = 6  # the last RECENT input frames are described one by one
 POS_UNIT = 20.0  # px: positions relative to the reference centroid
 VEL_UNIT = 5.0  # px/frame
@@ -45,19 +55,8 @@ DISP_UNIT = 50.0  # px: baseline displacement
 TARGET_UNIT = 10.0  # px: the residual the model predicts
 N_FEATURES = 2 + 4 + RECENT * 5 + 3 * 3 + 2 + 4 + 4 + 3 * N_IN + len(SHAPES) + len(MATERIALS) + 1 + 5 + 2
 
-DEFAULT_CFG = {
-    "baseline": "physics",
-    "k": 2,
-    "decay": 0.95,
-    "decel": 0.25,
-    "size_b": 0.0,
-    "F": 350.0,
-    "restitution": 0.3,
-    "radius_scale": 1.15,
-    "mass_ratio": 2.0,
-    "min_area": 1,
-    "denoise": False,
-    "area_ratio": 0.75,
+DEFAULT_CFG = {  # the baseline's settings (``MotionSettings``' defaults), then the model's own
+    **MotionSettings().to_config(),
     "d": 64,
     "heads": 4,
     "layers": 2,
@@ -67,62 +66,15 @@ DEFAULT_CFG = {
 }
 
 
+def config(settings, **model):
+    """A learned model's config: its baseline's ``MotionSettings``, the model's settings ``model`` (d, heads,
+    layers, dropout, still, flip), ``DEFAULT_CFG`` for the rest."""
+    return {**DEFAULT_CFG, **settings.to_config(), **model}
+
+
 # -------------------------------------------------------------------------------------------- features
-def baseline_config(train_masks, n_videos=100, baseline="physics", seed=0, **overrides):
-    """The baseline's settings fitted on TRUE train masks (N, 22, H, W): size model slope, then the motion
-    model's parameters by grid search on the frame-22 IoU (``objects.fit_floor`` [+ ``fit_physics``] /
-    ``fit_decel`` / ``fit_k_and_decay``). ``baseline``: "physics" (floor-plane deceleration + collisions,
-    the strongest), "floor" (floor-plane deceleration), "decel" (in image px) or "friction" (geometric)."""
-    cfg = dict(DEFAULT_CFG, baseline=baseline)
-    cfg["size_b"] = O.fit_size_model(train_masks, n_videos, seed=seed)
-    if baseline in ("floor", "physics"):
-        r = O.fit_floor(train_masks, n_videos=n_videos, size_b=cfg["size_b"], seed=seed)
-        cfg.update(k=r["k"], decel=r["decel"], F=r["F"])
-        if baseline == "physics" and r["F"]:
-            r = O.fit_physics(
-                train_masks, cfg["k"], cfg["decel"], cfg["F"], cfg["size_b"], n_videos=n_videos, seed=seed
-            )
-            cfg.update(restitution=r["restitution"], radius_scale=r["radius_scale"], mass_ratio=r["mass_ratio"])
-    elif baseline == "friction":
-        r = O.fit_k_and_decay(train_masks, n_videos=n_videos, size_b=cfg["size_b"], seed=seed)
-        cfg.update(k=r["k"], decay=r["decay"])
-    elif baseline == "decel":
-        r = O.fit_decel(train_masks, n_videos=n_videos, size_b=cfg["size_b"], seed=seed)
-        cfg.update(k=r["k"], decel=r["decel"])
-    else:
-        raise ValueError(f"baseline must be 'physics', 'floor', 'decel' or 'friction', not {baseline!r}")
-    cfg.update(overrides)
-    return cfg
-
-
-def baseline_predictions(tr, cfg, shape=(160, 240)):
-    """The baseline's {cid: ObjectPrediction} for tracks of frames 0-10."""
-    return O.predict_from_tracks(
-        tr,
-        cfg["baseline"],
-        cfg["k"],
-        cfg["decay"],
-        cfg["decel"],
-        cfg["size_b"],
-        cfg.get("F"),
-        O.TARGET,
-        O.LAST_INPUT,
-        shape,
-        restitution=cfg["restitution"],
-        radius_scale=cfg["radius_scale"],
-        mass_ratio=cfg["mass_ratio"],
-    )
-
-
 def _vel_feats(v):
     return [0.0, 0.0, 0.0] if v is None else [v[0] / VEL_UNIT, v[1] / VEL_UNIT, 1.0]
-
-
-def camera_of(cfg, shape=(160, 240)):
-    """The ``objects.FloorCamera`` of a config, None without perspective (size_b = 0) or F."""
-    if cfg.get("size_b", 0) > 0 and cfg.get("F"):
-        return O.FloorCamera(cfg["size_b"], shape[1], shape[0], cfg["F"])
-    return None
 
 
 def object_features(tr, pred, shape, camera=None):
@@ -146,7 +98,11 @@ def object_features(tr, pred, shape, camera=None):
             f += [d[0], d[1], 1.0, float(tr.clean[t]), float(tr.touches_border[t])]
         else:
             f += [0.0] * 5
-    f += _vel_feats(O.velocity(tr, 2)) + _vel_feats(O.velocity(tr, 4)) + _vel_feats(O.edge_velocity(tr, 3))
+    f += (
+        _vel_feats(tracks.velocity(tr, 2))
+        + _vel_feats(tracks.velocity(tr, 4))
+        + _vel_feats(tracks.edge_velocity(tr, 3))
+    )
     f += [pred.disp[0] / DISP_UNIT, pred.disp[1] / DISP_UNIT]
     y0, x0, y1, x1 = tr.bbox[ref]
     ref_area = tr.ref_area if np.isfinite(tr.ref_area) else tr.area[ref]
@@ -156,19 +112,19 @@ def object_features(tr, pred, shape, camera=None):
     s, m, _ = attributes(tr.cid)
     f += [float(s == x) for x in SHAPES] + [float(m == x) for x in MATERIALS]
     f += [math.log(pred.scale)]
-    fr = O.velocity_frames(tr, 2)
+    fr = tracks.velocity_frames(tr, 2)
     if camera is not None:
         fp = camera.to_floor(c)
         f += [fp[0] / 300, fp[1] / 100]
         if len(fr) >= 2:
-            fv = O._slope(fr, camera.to_floor(tr.centroid[fr]))
+            fv = tracks.slope(fr, camera.to_floor(tr.centroid[fr]))
             f += [fv[0] / VEL_UNIT, fv[1] / VEL_UNIT, 1.0]
         else:
             f += [0.0, 0.0, 0.0]
     else:
         f += [0.0] * 5
     fc = pred.extra.get("first_contact", float("nan"))  # the physics baseline's collisions
-    f += [min(pred.extra.get("contacts", 0), 5) / 5, (fc - last) / (O.TARGET - last) if fc == fc else 1.5]
+    f += [min(pred.extra.get("contacts", 0), 5) / 5, (fc - last) / (tracks.TARGET - last) if fc == fc else 1.5]
     return np.asarray(f, np.float32)
 
 
@@ -176,8 +132,8 @@ def video_stats(masks, cfg, with_target=False):
     """The object statistics ``video_objects`` reads (``tracks.video_stats``): frames 0-10 (their largest blobs
     with ``cfg["denoise"]``), then frame 21 with ``with_target``."""
     masks = np.asarray(masks)
-    stats = O.object_stats(masks[:N_IN], cfg["min_area"], cfg.get("denoise", False))
-    return stats + (O.video_stats(masks[[O.TARGET]], cfg["min_area"]) if with_target else [])
+    stats = tracks.object_stats(masks[:N_IN], cfg["min_area"], cfg.get("denoise", False))
+    return stats + (tracks.video_stats(masks[[tracks.TARGET]], cfg["min_area"]) if with_target else [])
 
 
 def video_objects(masks, cfg, with_target=False, stats=None):
@@ -190,11 +146,12 @@ def video_objects(masks, cfg, with_target=False, stats=None):
     h, w = masks.shape[1:]
     if stats is None:
         stats = video_stats(masks, cfg, with_target)
-    tr = O.tracks_from_stats(stats[:N_IN], (h, w), cfg["min_area"], cfg["area_ratio"], cfg["size_b"])
-    preds = baseline_predictions(tr, cfg, (h, w))
+    tr = tracks.tracks_from_stats(stats[:N_IN], (h, w), cfg["min_area"], cfg["area_ratio"], cfg["size_b"])
+    settings = MotionSettings.from_config(cfg)  # the baseline
+    preds = motion.predict_from_tracks(tr, settings, shape=(h, w))
     cids = sorted(preds)
     item = {"cids": cids, "preds": preds}
-    cam = camera_of(cfg, (h, w))
+    cam = settings.camera((h, w))
     item["feats"] = (
         np.stack([object_features(tr[c], preds[c], (h, w), cam) for c in cids])
         if cids
@@ -210,11 +167,11 @@ def video_objects(masks, cfg, with_target=False, stats=None):
             if c not in t21:
                 continue
             a, cy, cx, (y0, x0, y1, x1) = t21[c]
-            if O.at_edge((y0, x0, y1, x1), (h, w)):
+            if tracks.at_edge((y0, x0, y1, x1), (h, w)):
                 continue
             p, trc = preds[c], tr[c]
             if np.isfinite(trc.ref_area):
-                norm = a / O.size_scale(cy, cfg["size_b"]) ** 2
+                norm = a / tracks.size_scale(cy, cfg["size_b"]) ** 2
                 if norm < cfg["area_ratio"] * trc.ref_area:  # partly hidden at frame 21
                     continue
             true_disp = np.array([cy, cx]) - p.ref_centroid
@@ -243,7 +200,7 @@ def _video_tokens(v, cfg, flip):
     stats = video_stats(v, cfg, with_target=True)
     items = [
         video_objects(v, cfg, with_target=True, stats=st)
-        for st in (stats, O.flip_stats(stats, v.shape[-1]))[: 1 + flip]
+        for st in (stats, tracks.flip_stats(stats, v.shape[-1]))[: 1 + flip]
     ]
     return [{k: it[k] for k in ("feats", "base", "base_scale", "target", "tmask")} for it in items if len(it["cids"])]
 
@@ -257,7 +214,7 @@ def _tokens_of_rows(job):
     return [it for i in range(lo, hi) for it in _video_tokens(videos[i], cfg, flip)]
 
 
-def build_dataset(videos, cfg=None, flip=False, progress=True, desc="objects", workers=1, chunk=100):
+def build_dataset(videos, cfg=None, *, flip=False, progress=True, desc="objects", workers=1, chunk=100):
     """Training tokens from (T>=22, H, W) mask videos (an (N, T, H, W) array or memmap, or an iterable):
     a list of dicts of tensors (feats, base, base_scale, target, tmask), videos without objects skipped.
     ``flip``: also add each video mirrored left-right (the physics is symmetric; its statistics are the
@@ -426,7 +383,7 @@ def predict_items(model, items, device=None, batch_size=64, mirrored=None):
             d, s = disp[n], float(scale[n])
             if np.hypot(*p.disp) < still:
                 d, s = np.asarray(p.disp, float), float(p.scale)
-            preds[c] = O.ObjectPrediction(c, p.ref_t, p.ref_centroid, d, s, {"base": p.disp})
+            preds[c] = motion.ObjectPrediction(c, p.ref_t, p.ref_centroid, d, s, {"base": p.disp})
         out.append(preds)
     return out
 
@@ -436,7 +393,7 @@ def mirrored_objects(masks, cfg, stats=None):
     video's ``video_stats`` if already computed."""
     masks = np.asarray(masks)
     stats = video_stats(masks, cfg) if stats is None else stats
-    return video_objects(masks, cfg, stats=O.flip_stats(stats, masks.shape[-1]))
+    return video_objects(masks, cfg, stats=tracks.flip_stats(stats, masks.shape[-1]))
 
 
 def predict_split_learned(model, masks, device=None, batch_size=64, progress=True, use_scale=True):
@@ -456,7 +413,7 @@ def predict_split_learned(model, masks, device=None, batch_size=64, progress=Tru
             if not use_scale:
                 for p in preds.values():
                     p.scale = 1.0
-            out[s + j] = O.render(v, preds, denoise=cfg.get("denoise", False))
+            out[s + j] = render.render(v, preds, denoise=cfg.get("denoise", False))
         bar.update(len(vids))
     bar.close()
     return out
@@ -486,6 +443,7 @@ class _Tokens(torch.utils.data.Dataset):
 def train_dynamics(
     train_sets,
     out_dir,
+    *,
     epochs=10,
     cfg=None,
     batch_size=32,
@@ -505,7 +463,7 @@ def train_dynamics(
     """Trains ``ObjectDynamics`` with ``lib.common.trainer.fit`` and returns (model with the best weights, history).
 
     ``train_sets``: a list of mask arrays (N, 22, H, W); the FIRST must be the true train masks: its
-    baseline settings are fitted on it (unless ``cfg`` gives them, e.g. from ``baseline_config``) and
+    baseline settings are fitted on it (unless ``cfg`` gives them, e.g. ``config(fit.baseline_config(...))``) and
     ``heldout`` of its videos (a seeded random subset) are kept out of training to compute ``val_iou``
     (frame-22 IoU of the rendered predictions) after each epoch; that is the monitored metric (the val split
     is never used; at most a fifth of the videos are held out). The other sets (e.g. U-Net labels of
@@ -526,19 +484,19 @@ def train_dynamics(
     first = train_sets[0]
     held, keep = heldout_split(len(first), heldout, seed)
     if cfg is None:
-        cfg = baseline_config(_Rows(first, keep), n_videos=n_fit_videos, seed=seed)
+        cfg = fit.baseline_config(_Rows(first, keep), n_videos=n_fit_videos, seed=seed).to_config()
     cfg = dict(DEFAULT_CFG, **cfg)
-    items = build_dataset(_Rows(first, keep), cfg, flip, progress, "train", workers)
+    items = build_dataset(_Rows(first, keep), cfg, flip=flip, progress=progress, desc="train", workers=workers)
     for j, extra in enumerate(train_sets[1:]):
-        items += build_dataset(extra, cfg, flip, progress, f"set{j + 1}", workers)
+        items += build_dataset(extra, cfg, flip=flip, progress=progress, desc=f"set{j + 1}", workers=workers)
     if not items:
         raise ValueError("no training videos with objects")
     held_in = [np.asarray(first[i, :N_IN]) for i in held]
     held_items = [video_objects(np.asarray(first[i]), cfg, with_target=True) for i in held]
     held_batch = collate([_tensors(it) for it in held_items if len(it["cids"])]) if len(held) else None
-    held_true = np.stack([np.asarray(first[i, O.TARGET]) for i in held]) if len(held) else None
+    held_true = np.stack([np.asarray(first[i, tracks.TARGET]) for i in held]) if len(held) else None
     if held_true is not None:
-        base_pred = np.stack([O.render(v, it["preds"]) for v, it in zip(held_in, held_items)])
+        base_pred = np.stack([render.render(v, it["preds"]) for v, it in zip(held_in, held_items)])
         base_iou = jaccard(base_pred, held_true)[0]
         base_loss = dynamics_loss(build_model(cfg), held_batch, "cpu").item()  # zero residual = the baseline
         if progress:
@@ -552,7 +510,7 @@ def train_dynamics(
         if held_true is None:
             return {}
         preds = predict_items(model, held_items, dev)
-        pred = np.stack([O.render(v, p) for v, p in zip(held_in, preds)])
+        pred = np.stack([render.render(v, p) for v, p in zip(held_in, preds)])
         return {
             "val_iou": jaccard(pred, held_true)[0],
             "baseline_iou": base_iou,
@@ -579,14 +537,14 @@ def train_dynamics(
         evaluate if len(held) else None,
         out_dir,
         config,
-        epochs,
-        lr,
-        weight_decay,
-        device,
-        progress,
-        seed,
-        resume,
-        data,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        device=device,
+        progress=progress,
+        seed=seed,
+        resume=resume,
+        data=data,
     )
     best = Path(out_dir) / f"{select}.pt"
     if best.is_file():
@@ -603,11 +561,11 @@ def heldout_split(n, heldout, seed):
 
 
 def fit_object_model(
-    model, loader, loss_fn, evaluate, out_dir, config, epochs, lr, weight_decay, device, progress, seed, resume, data
+    model, loader, loss_fn, evaluate, out_dir, config, *, epochs, lr, weight_decay, device, progress, seed, resume, data
 ):
     """``fit`` as the object stage's small models train: AdamW, cosine schedule, gradient clipping at 1; the
     epoch kept is the best held-out ``val_iou`` of ``evaluate``, or the lowest train loss without it."""
-    return fit(
+    return trainer.fit(
         model,
         loader,
         loss_fn,
@@ -655,108 +613,3 @@ class _Rows:
     def __iter__(self):
         for r in self.rows:
             yield self.arr[r]
-
-
-# ------------------------------------------------------------------------------------------ combination
-COMBINE_MODES = ("fill", "confident", "fill_confident")
-
-
-def combine(objects_pred, simvp_pred, simvp_conf=None, mode="fill", threshold=0.9, known_ids=None):
-    """Merge an object-rendered prediction with SimVP's, (H, W) or (N, H, W) alike.
-
-    - ``"fill"``: keep the object prediction; where it is background and SimVP predicts an object id
-      (one of ``known_ids`` if given: ids seen in the input frames, a list per video or one set), take SimVP's
-      (SimVP sees new contacts, objects the renderer could not move, shapes it could not complete).
-    - ``"confident"``: take SimVP's wherever its confidence (``simvp_conf``: max softmax prob, same shape)
-      exceeds ``threshold``, else the object prediction.
-    - ``"fill_confident"``: both rules ("fill" only where SimVP is confident too).
-    """
-    if mode not in COMBINE_MODES:
-        raise ValueError(f"mode must be one of {COMBINE_MODES}, not {mode!r}")
-    obj = np.asarray(objects_pred)
-    sim = np.asarray(simvp_pred)
-    if obj.shape != sim.shape:
-        raise ValueError(f"object prediction {obj.shape} and SimVP prediction {sim.shape} differ in shape")
-    if mode != "fill" and simvp_conf is None:
-        raise ValueError(f"mode {mode!r} needs simvp_conf")
-    out = obj.copy()
-    fill = (obj == 0) & (sim != 0)
-    if known_ids is not None:
-        if obj.ndim == 3 and len(known_ids) == len(obj) and not np.isscalar(known_ids[0]):
-            ok = np.stack([np.isin(s, np.asarray(list(k))) for s, k in zip(sim, known_ids)])
-        else:
-            ok = np.isin(sim, np.asarray(list(known_ids)))
-        fill &= ok
-    conf = None if simvp_conf is None else np.asarray(simvp_conf) > threshold
-    if mode == "fill":
-        take = fill
-    elif mode == "confident":
-        take = conf
-    else:
-        take = fill & conf
-    out[take] = sim[take]
-    return out
-
-
-def choose_threshold(
-    objects_pred, simvp_pred, simvp_conf, true, known_ids, thresholds=(0.5, 0.7, 0.9, 0.95, 0.99, 1.0), folds=2, seed=0
-):
-    """The confidence threshold of ``combine(mode="fill_confident")``, chosen on labelled videos (val).
-
-    Returns (threshold best on all videos, for new videos; the cross-validated prediction: the videos are split
-    into ``folds`` parts and each part is combined with the threshold best on the others, so the IoU of that
-    prediction is an honest estimate of the combination, not one tuned on the videos it is scored on).
-    Threshold 1.0 never takes SimVP's pixels (the object prediction alone)."""
-    from lib.common.metrics import jaccard
-
-    obj, sim, conf, true = (np.asarray(a) for a in (objects_pred, simvp_pred, simvp_conf, true))
-
-    def best(idx):
-        return max(
-            thresholds,
-            key=lambda t: jaccard(
-                combine(obj[idx], sim[idx], conf[idx], "fill_confident", t, [known_ids[i] for i in idx]), true[idx]
-            )[0],
-        )
-
-    n = len(obj)
-    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
-    cv = np.empty_like(obj)
-    for k, part in enumerate(parts):
-        rest = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
-        t = best(rest)
-        cv[part] = combine(obj[part], sim[part], conf[part], "fill_confident", t, [known_ids[i] for i in part])
-    return best(np.arange(n)), cv
-
-
-# -------------------------------------------------------------------------------------------- selection
-def save_selection(path, name, kwargs=None, checkpoint=None, min_area=1, denoise=False):
-    """Record the object predictor notebook 06 chose (a non-learned method's kwargs, or a checkpoint)."""
-    from lib.common.files import save_json
-
-    save_json(
-        path,
-        {
-            "name": name,
-            "kwargs": kwargs or {},
-            "checkpoint": None if checkpoint is None else str(checkpoint),
-            "min_area": min_area,
-            "denoise": denoise,
-        },
-    )
-
-
-def load_predictor(path):
-    """(name, function masks (N, >=11, H, W) -> (N, H, W) uint8) from a ``save_selection`` file."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no object predictor chosen yet; run notebook 06 (objects) first")
-    sel = json.loads(path.read_text())
-    if sel["checkpoint"]:
-        model = load_dynamics(sel["checkpoint"])
-        model.cfg.update(min_area=sel["min_area"], denoise=sel["denoise"])
-        return sel["name"], lambda m: predict_split_learned(model, m, device="cpu", progress=False)
-    kw = dict(sel["kwargs"], min_area=sel["min_area"], denoise=sel["denoise"])
-    return sel["name"], lambda m: O.predict_split(m, progress=False, **kw)

@@ -1,0 +1,48 @@
+"""Extra training videos for the learned object model: masks-only synthetic videos generated for it alone.
+
+Object tracks need only masks, so on a synthetic dataset (one with ``SYNTHETIC.json``) the learned model can
+learn from cheap videos of frames 0-10 and 21 (``synth.generate_masks``): new ids of the unlabeled range right
+after the dataset's own unlabeled videos (never a train, val or hidden video), the dataset's seed and generator
+settings, rasterised at ``supersample``. Generated once into ``folder`` and reused (resumable).
+
+    extra = extra_videos("data/embedded", run.objects, 9700)     # extra.masks: (9700, 22, 160, 240) memmap
+    learned.train_dynamics([train.masks, extra.masks], ..., data={"extra": extra.record})
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lib.common.paths import resolve
+from lib.data import synth
+
+NAME = "extra_masks_s{seed}_{first}_{n}.npy"  # notebook 06's file in <run>/objects/
+
+
+@dataclass
+class ExtraVideos:
+    masks: np.ndarray  # (n, 22, H, W) uint8 memmap; frames 11-20 are zeros
+    path: Path
+    record: dict  # what the generator wrote next to it: first id, count, seed, settings (a data fingerprint)
+
+
+def extra_videos(data_root, folder, n, *, supersample=1, workers=2, first=None, name=NAME, required=True):
+    """``n`` masks-only videos of the synthetic dataset at ``data_root`` in ``folder`` (module doc), from id
+    ``first`` (default: after the dataset's unlabeled videos), in a file ``name`` (formatted with seed, first, n,
+    supersample). Without ``SYNTHETIC.json`` an error, or with ``required=False`` seed 0 and default settings."""
+    meta_path = resolve(data_root) / "SYNTHETIC.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+    elif required:
+        raise ValueError(f"extra_videos = {n} needs a synthetic dataset: {meta_path} does not exist")
+    else:
+        meta = {}
+    seed = meta.get("seed", 0)
+    if first is None:
+        first = synth.extra_first_id(meta.get("counts", {}).get("unlabeled", 0))
+    path = resolve(folder) / name.format(seed=seed, first=first, n=n, supersample=supersample)
+    synth.generate_masks(path, n, first, seed, workers=workers, **{**meta.get("cfg", {}), "supersample": supersample})
+    record = json.loads(Path(f"{path}.json").read_text())
+    return ExtraVideos(np.load(path, mmap_mode="r"), path, record)

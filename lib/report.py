@@ -1,0 +1,371 @@
+"""The results of a run folder as Markdown and figures: what the README and docs/experiments.md show.
+
+The command line is scripts/tools/report.py (its docstring has the usage); tests/test_docs.py calls ``main``.
+
+The README's block sits between the two marker lines below; everything in it is rendered from the files of
+``results/<profile>/`` (committed), so the README's numbers are the committed run's. ``--collect`` and
+``--readme`` also draw the headline figure (``figures/headline.png``: each stage's val IoU with its interval).
+The experiments page is rendered from ``results/experiments/index.yaml`` (question, command, decision and result
+files of each experiment, written by hand) and the result files it names (written by the scripts).
+"""
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from lib.common.paths import PROJ_ROOT
+
+BEGIN = "<!-- results:begin (scripts/tools/report.py writes this block; do not edit by hand) -->"
+END = "<!-- results:end -->"
+COLLECT = ("metrics/*.json", "parameters/*.json", "timings.tsv", "provenance.json")
+EXPERIMENTS = PROJ_ROOT / "results" / "experiments"  # measurements beside the run, with their index.yaml
+HEADLINE = "headline.png"
+
+
+def load(run, name):
+    p = Path(run) / "metrics" / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def timings(run):
+    """{notebook: seconds} of the last successful run of each notebook, and the failed attempts."""
+    t = Path(run) / "timings.tsv"
+    if not t.is_file():
+        return {}, []
+    rows = list(csv.DictReader(t.open(), delimiter="\t"))
+    last = {r["notebook"]: int(r["seconds"]) for r in rows if r["status"] == "ok"}
+    return last, [r for r in rows if r["status"] != "ok"]
+
+
+def render(run):
+    m0, m2, m3, m5, m6, m7 = (
+        load(run, n)
+        for n in ("00_synthetic_data", "02_unet", "03_label", "05_finetune", "06_objects", "07_predict_hidden")
+    )
+    out = []
+    prov = Path(run) / "provenance.json"
+    if prov.is_file():
+        p = json.loads(prov.read_text())
+        commit = (p.get("git_commit") or "unknown")[:10] + (" (dirty tree)" if p.get("git_dirty") else "")
+        out.append(
+            f"Run of commit `{commit}` on {p['machine']['cpus']} CPU cores ({p['device']}), torch "
+            f"{p['packages']['torch']}, {p['written'][:10]}"
+            + "".join(
+                f"; notebooks {r['notebooks']} rerun with commit `{(r.get('git_commit') or 'unknown')[:10]}`"
+                + (" (dirty tree)" if r.get("git_dirty") else "")
+                for r in {
+                    (r["notebooks"], r.get("git_commit"), r.get("git_dirty")): r for r in p.get("reruns", [])
+                }.values()
+            )
+            + ".\n"
+        )
+    if m7:
+        val, ci = m7["val_table"], m7.get("val_ci", {})
+        copy = "copy frame 11 (U-Net mask)"
+
+        def interval(k):
+            return f" ({ci[k][0]:.3f}-{ci[k][1]:.3f})" if k in ci else ""
+
+        out.append(
+            f"**Submitted ({m7['pipeline']}): val {val[m7['pipeline']]:.3f}**{interval(m7['pipeline'])}, hidden "
+            + (f"{m7['hidden_iou']:.3f}" if m7.get("hidden_iou") is not None else "n/a")
+            + (f" ({m7['hidden_ci'][0]:.3f}-{m7['hidden_ci'][1]:.3f})" if m7.get("hidden_ci") else "")
+            + f"; copying the U-Net's frame 11 scores {val[copy]:.3f}{interval(copy)}; the submitted pipeline closes "
+            f"{m7['gap_closed']:.0%} of the gap between that copy and the ceiling.\n"
+        )
+    if m2:
+        line = (
+            f"- **U-Net** ({m2['params']:,} parameters, trained in {m2['seconds'] / 60:.1f} min): val IoU over all "
+            f"val frames **{m2['val_iou_all_frames']:.3f}**"
+        )
+        if m3:
+            line += f"; labelling {m3['frames_per_s']:.1f} frames/s"
+        out.append(line)
+    if m0 and m0.get("val_summary"):
+        out.append(f"- copy-frame-11 IoU of the val split with true masks: {m0['val_summary']['copy_frame_iou']:.3f}")
+    if m7:
+        out.append("\n| stage (val, frame 22; U-Net masks of frames 0-10 as input unless noted) | IoU |\n|---|---|")
+        ci = m7.get("val_ci", {})
+        for k, v in m7["val_table"].items():
+            name = f"**{k}, submitted**" if k == m7["pipeline"] else k
+            interval = f" ({ci[k][0]:.3f}-{ci[k][1]:.3f})" if k in ci else ""
+            out.append(f"| {name} | {v:.3f}{interval} |")
+        if ci:
+            out.append("\n(95% bootstrap intervals over val videos in brackets.)")
+        diffs = m7.get("val_diff_ci", {})
+        if diffs:
+            out.append(
+                "\n| comparison (val, paired bootstrap over videos) | difference | 95% interval |\n|---|---|---|"
+            )
+            for k, d in diffs.items():
+                out.append(f"| {k} | {d['diff']:+.3f} | {d['ci'][0]:+.3f} to {d['ci'][1]:+.3f} |")
+    if m6:
+        share = m6.get("gap_share", {})
+        out.append(
+            "\n| object predictor (val, frame 22) | true masks in | U-Net masks in | share of the oracle gap (U-Net) |"
+            "\n|---|---|---|---|"
+        )
+        for k, v in {**m6["val_table"], **m6.get("oracle_table", {})}.items():
+            s = share.get(k, {}).get("unet")
+            out.append(f"| {k} | {v['true']:.3f} | {v['unet']:.3f} | {'' if s is None else f'{s:.0%}'} |")
+        costs = m6.get("failure_costs", {})
+        if costs:
+            names = list(costs)
+            out.append(
+                "\n| failure category (val, U-Net masks in) | objects | "
+                + " | ".join(f"IoU it costs: {n}" for n in names)
+                + " |\n|---|---|"
+                + "---|" * len(names)
+            )
+            for cat, c in costs[names[0]].items():
+                out.append(
+                    f"| {cat} | {c['objects']} | "
+                    + " | ".join(f"{costs[n][cat]['iou_cost']:.3f}" for n in names)
+                    + " |"
+                )
+    if m5:
+        out.append("\n| SimVP fine-tuning (val) | IoU |\n|---|---|")
+        for k, v in m5["val_table"].items():
+            out.append(f"| {k} | {v:.3f} |")
+    last, failed = timings(run)
+    if last:
+        out.append("\n| notebook | minutes |\n|---|---|")
+        for name in sorted(last):
+            out.append(f"| {name} | {last[name] / 60:.1f} |")
+        out.append(f"| **total** | **{sum(last.values()) / 60:.1f}** |")
+        if failed:
+            out.append(
+                f"\n(not counted: {len(failed)} failed attempt(s), "
+                + ", ".join(f"{r['notebook']} {int(r['seconds'])} s" for r in failed)
+                + ")"
+            )
+    return "\n".join(out).strip() + "\n"
+
+
+def headline(run, path):
+    """figures/headline.png: the frame-22 val IoU of each stage of notebook 07 with its 95% interval, and hidden."""
+    m7 = load(run, "07_predict_hidden")
+    if not m7:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(k, v, m7.get("val_ci", {}).get(k)) for k, v in m7["val_table"].items()]
+    if m7.get("hidden_iou") is not None:
+        rows.append((f"submitted, on hidden ({m7['hidden_videos']} videos)", m7["hidden_iou"], m7.get("hidden_ci")))
+    colours = []
+    for name, _, _ in rows:
+        kind = "oracle" if name.startswith(("oracle", "U-Net on true")) else "copy" if name.startswith("copy") else ""
+        kind = "submitted" if name == m7["pipeline"] or name.startswith("submitted") else kind
+        colours.append({"oracle": "#c9c9c9", "copy": "#8c8c8c", "submitted": "#e07b00"}.get(kind, "#4c72b0"))
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.2))
+    y = list(range(len(rows)))[::-1]
+    err = [[v - ci[0] if ci else 0 for _, v, ci in rows], [ci[1] - v if ci else 0 for _, v, ci in rows]]
+    ax.barh(y, [v for _, v, _ in rows], xerr=err, color=colours, capsize=2, error_kw={"lw": 0.8})
+    for yi, (_, v, _), c in zip(y, rows, colours):
+        ax.text(0.01, yi, f"{v:.3f}", va="center", fontsize=8, color="black" if c == "#c9c9c9" else "white")
+    ax.set_yticks(y, [name for name, _, _ in rows], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("frame-22 IoU on val (last bar: hidden), 95% bootstrap interval over videos", fontsize=8)
+    ax.set_title("Reference cpu run: each stage (orange: submitted; grey: copies, oracles, ceiling)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def _ci(x):
+    return f"{x['iou']:.3f} ({x['ci'][0]:.3f}-{x['ci'][1]:.3f})"
+
+
+def _diff(d):
+    return f"{d['diff']:+.3f} ({d['ci'][0]:+.3f} to {d['ci'][1]:+.3f})"
+
+
+def _finetune(results):
+    (r,) = results.values()
+    out = [
+        f"| arm ({r['val_videos']} val videos, 11-step rollouts from U-Net masks) | steps | val IoU | "
+        "difference to its start |\n|---|---|---|---|"
+    ]
+    for name, a in r["arms"].items():
+        diff = "" if name == "start" else _diff({"diff": a["diff"], "ci": a["diff_ci"]})
+        diff += "" if a["vs"] == "start" else f" (vs `{a['vs']}`)"
+        out.append(f"| `{name}` | {a['steps']} | {_ci({'iou': a['val_iou'], 'ci': a['ci']})} | {diff} |")
+    return out
+
+
+def _scaling(results):
+    out = [
+        "| result file | training videos | epochs | batch, lr | epoch kept | train s | physics, U-Net masks in | "
+        "learned, U-Net masks in | learned - physics (paired) | learned - physics, true masks in |"
+        "\n|---|---|---|---|---|---|---|---|---|---|"
+    ]
+    for name, r in results.items():
+        for row in r["rows"]:
+            out.append(
+                f"| `{name}` | {row['videos']} | {row['epochs']} | {r.get('batch_size', 32)}, {r.get('lr', 5e-4):g} | "
+                f"{r['select']} | {row['train_seconds']:.0f} | {_ci(row['physics']['unet'])} | "
+                f"{_ci(row['learned']['unet'])} | {_diff(row['diff']['unet'])} | {_diff(row['diff']['true'])} |"
+            )
+    return out
+
+
+def _refine(results):
+    (r,) = results.values()
+    r = r["results"]
+    srcs = [s for s in ("true", "unet") if s in r]
+    out = ["| row (val) | " + " | ".join(f"{s} masks in" for s in srcs) + " |\n|---|" + "---|" * len(srcs)]
+    for name in r[srcs[0]]["rows"]:
+        out.append(f"| {name} | " + " | ".join(_ci(r[s]["rows"][name]) for s in srcs) + " |")
+    for name in r[srcs[0]]["diffs"]:
+        out.append(f"| {name} | " + " | ".join(_diff(r[s]["diffs"][name]) for s in srcs) + " |")
+    return out
+
+
+def _still_rule(results):
+    (r,) = results.values()
+    return [
+        f"| videos (ids {r['ids'][0]}-{r['ids'][1]}, true masks in) | with the rule | without | with - without |"
+        "\n|---|---|---|---|",
+        f"| {r['ids'][1] - r['ids'][0] + 1} | {r['iou_with_rule']:.3f} | {r['iou_without_rule']:.3f} | "
+        f"{_diff(r['rule_minus_none'])} |",
+    ]
+
+
+def _fragments(results):
+    (r,) = results.values()
+    out = [
+        "| split (U-Net masks in) | model | with the rule | without | with - without | ids dropped | of them in no "
+        "true input mask |\n|---|---|---|---|---|---|---|"
+    ]
+    for split, s in r["splits"].items():
+        for model in ("learned", "physics"):
+            m = s[model]
+            out.append(
+                f"| {split} | {model} | {m['iou_with_rule']:.3f} | {m['iou_without_rule']:.3f} | "
+                f"{_diff(m['rule_minus_none'])} | {s['dropped_ids']} | {s.get('dropped_ids_not_in_true_masks', '')} |"
+            )
+    return out
+
+
+TABLES = {"finetune": _finetune, "scaling": _scaling, "refine": _refine, "still_rule": _still_rule}
+TABLES["fragments"] = _fragments
+
+
+def experiments_page(folder=EXPERIMENTS):
+    """docs/experiments.md: one entry of ``index.yaml`` after the other, each with its result table."""
+    folder = Path(folder)
+    index = yaml.safe_load((folder / "index.yaml").read_text())
+    rel = "../" + folder.relative_to(PROJ_ROOT).as_posix() if folder.is_relative_to(PROJ_ROOT) else folder.as_posix()
+    out = [
+        "# Experiments",
+        "",
+        "<!-- rendered by scripts/tools/report.py from results/experiments/index.yaml and the result files it names;"
+        " do not edit by hand -->",
+        "",
+        index["intro"].strip(),
+        "",
+        "| # | experiment | result files |\n|---|---|---|",
+    ]
+    for i, e in enumerate(index["experiments"], 1):
+        files = ", ".join(f"[{f}]({rel}/{f})" for f in e["files"])
+        out.append(f"| {i} | [{e['title']}](#{e['id']}) | {files} |")
+    for i, e in enumerate(index["experiments"], 1):
+        results = {f: json.loads((folder / f).read_text()) for f in e["files"]}
+        out += [f'\n<a id="{e["id"]}"></a>\n\n## {i}. {e["title"]}', "", f"**Question.** {e['question'].strip()}"]
+        out += ["", "**Commands** (from the project root):", "", "```bash", *e["commands"], "```"]
+        out += ["", "**Result**, read from " + ", ".join(f"`results/experiments/{f}`" for f in e["files"]) + ":", ""]
+        out += TABLES[e["table"]](results)
+        if e.get("figure"):
+            out += ["", f"![{e['title']}]({rel}/{e['figure']})"]
+        if e.get("reading"):
+            out += ["", e["reading"].strip()]
+        out += ["", f"**Decision.** {e['decision'].strip()}"]
+    return "\n".join(out) + "\n"
+
+
+def collect(run, dest):
+    """Copies the small, reviewable files of a run folder (no checkpoints, no data) to ``dest``, and the run's
+    figures to the ``figures/`` folder beside ``dest``'s parent (``results/cpu`` -> ``figures/``)."""
+    run, dest = Path(run), Path(dest)
+    files = [f for pattern in COLLECT for f in sorted(run.glob(pattern))]
+    if not (run / "metrics").is_dir() or not files:
+        raise SystemExit(f"{run}: no metrics/ folder; is it a run folder of run_all.sh?")
+    if dest.exists():
+        shutil.rmtree(dest)
+    for f in files:
+        target = dest / f.relative_to(run)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+    figures = dest.resolve().parent.parent / "figures"
+    pngs = sorted((run / "figures").glob("*.png"))
+    if pngs:  # the reference run's figures replace the committed ones
+        for old in figures.glob("*.png"):
+            old.unlink()
+        figures.mkdir(parents=True, exist_ok=True)
+        for f in pngs:
+            shutil.copy2(f, figures / f.name)
+    headline(dest, figures / HEADLINE)
+    return files + pngs
+
+
+def readme_block(readme):
+    text = Path(readme).read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme}: no results block (the lines {BEGIN!r} ... {END!r})")
+    head, rest = text.split(BEGIN, 1)
+    block, tail = rest.split(END, 1)
+    return head, block.strip("\n") + "\n", tail
+
+
+def main(argv=None, description=None):
+    ap = argparse.ArgumentParser(
+        description=description or __doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("run", nargs="?", help="a run folder or results/<profile>")
+    ap.add_argument(
+        "--collect", metavar="DEST", help="copy the run's metrics, timings, provenance to DEST, its figures to figures/"
+    )
+    ap.add_argument("--readme", metavar="README", help="rewrite (or with --check, compare) the README's block")
+    ap.add_argument("--experiments", metavar="PAGE", help="rewrite (or with --check, compare) the experiments page")
+    ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page differs")
+    a = ap.parse_args(argv)
+    if a.run is None and not a.experiments:
+        ap.error("give a run folder, or --experiments PAGE")
+    if a.collect:
+        files = collect(a.run, a.collect)
+        print(f"[report] copied {len(files)} files to {a.collect} and figures/")
+        return 0
+    pages = []  # (page, its text now, the text it should have, what to write, rendered from)
+    if a.readme:
+        head, block, tail = readme_block(a.readme)
+        text = render(a.run)
+        pages.append((a.readme, block, f"{head}{BEGIN}\n{text}{END}{tail}", text, a.run))
+    elif a.run and not a.experiments:
+        print(render(a.run))
+        return 0
+    if a.experiments:
+        page = Path(a.experiments)
+        text = experiments_page()
+        pages.append((a.experiments, page.read_text() if page.is_file() else None, text, text, "results/experiments"))
+    status = 0
+    for path, now, new, wanted, source in pages:
+        if a.check:
+            if now != wanted:
+                print(f"{path} differs from {source}: run scripts/tools/report.py without --check to rewrite it")
+                status = 1
+            continue
+        Path(path).write_text(new)
+        print(f"[report] {path} rewritten from {source}")
+    if a.readme and not a.check:
+        print(f"[report] drew {headline(a.run, Path(a.readme).parent / 'figures' / HEADLINE)}")
+    return status
