@@ -16,6 +16,8 @@ import papermill
 import pytest
 import yaml
 
+from lib.common.params import ParamError, load, notebook_parameters
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PROFILES = sorted(p.name for p in (ROOT / "params").iterdir() if p.is_dir())
@@ -23,24 +25,13 @@ SETUP_CELL = ROOT / "notebooks" / "setup_cell.py"
 COMMON = {"profile", "data_root", "run_dir", "seed", "policy"}  # run_all.sh and common.yaml pass these
 
 
-def parameters_cell(nb_path):
-    nb = nbformat.read(nb_path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, f"{nb_path.name}: expected one cell tagged 'parameters', found {len(cells)}"
-    return cells[0]
-
-
 def parameters(nb_path):
-    """{name: value} of the parameters cell, which must hold plain assignments of literals only."""
-    values = {}
-    for node in ast.parse(parameters_cell(nb_path).source).body:
-        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), (
-            f"{nb_path.name}: the parameters cell holds plain `name = literal` lines only"
-        )
-        try:
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
-            pytest.fail(f"{nb_path.name}: parameter {node.targets[0].id} is not a plain literal")
+    """{name: value} of the parameters cell (lib.common.params reads it: plain `name = literal` lines only),
+    which papermill must parse the same."""
+    try:
+        values = notebook_parameters(nb_path)
+    except ParamError as e:
+        pytest.fail(str(e))
     inferred = set(papermill.inspect_notebook(str(nb_path)))  # what papermill itself can parse and override
     assert set(values) == inferred, (
         f"{nb_path.name}: papermill cannot parse parameters {sorted(set(values) - inferred)}"
@@ -49,11 +40,10 @@ def parameters(nb_path):
 
 
 def unknown_keys(param_file):
-    """{notebook name: keys of param_file that its parameters cell does not define} (papermill only warns)."""
-    values = yaml.safe_load(Path(param_file).read_text()) or {}
-    assert isinstance(values, dict) and all(not isinstance(v, dict) for v in values.values()), (
-        f"{param_file}: flat keys"
-    )
+    """{notebook name: keys of param_file that its parameters cell does not define} (papermill only warns).
+    Stricter than run_all.sh's check for common.yaml: its keys must be in every notebook."""
+    values = load(param_file)
+    assert all(not isinstance(v, dict) for v in values.values()), f"{param_file}: flat keys"
     stems = {p.stem: p for p in NOTEBOOKS}
     stem = Path(param_file).stem
     targets = NOTEBOOKS if stem == "common" else [stems.get(stem)]
