@@ -1,5 +1,4 @@
-"""Masks-only synthetic videos for the object dynamics model, and the object experiments' scripts run as a user
-runs them (tiny, fast)."""
+"""The object experiments' scripts (scripts/experiments/) run as a user runs them, on tiny data."""
 
 import json
 import subprocess
@@ -28,74 +27,6 @@ def run_script(name, *args):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc.stdout
-
-
-def test_generate_masks_shape_and_frames(tmp_path):
-    path = synth.generate_masks(tmp_path / "m.npy", 3, FIRST, workers=1, progress=False, chunk=2)
-    a = np.load(path)
-    assert a.shape == (3, 22, 160, 240) and a.dtype == np.uint8
-    frames = list(synth.MASK_FRAMES)
-    for i in (0, 2):
-        _, m, _ = scene.render_video(FIRST + i, 0)
-        assert np.array_equal(a[i, frames], m[frames])
-    assert not a[:, 11:21].any()  # frames 11-20 are not rendered
-    assert not (tmp_path / "m.npy.parts").exists()
-    # usable directly as a training set of the learned model
-    items = learned.build_dataset(a, dict(learned.DEFAULT_CFG, baseline="decel", size_b=0.0), progress=False)
-    assert items and all(it["feats"].shape[1] == learned.N_FEATURES for it in items)
-
-
-def test_generate_masks_resumes_without_redoing_chunks(tmp_path, monkeypatch):
-    calls, fail = [], [FIRST + 2]  # the first run dies on video FIRST + 2 (its second chunk)
-    real = scene.render_video
-
-    def fake(vid, *a, **k):
-        calls.append(vid)
-        if vid in fail:
-            fail.clear()
-            raise RuntimeError("interrupted")
-        return real(vid, *a, **k)
-
-    monkeypatch.setattr(scene, "render_video", fake)
-    path = tmp_path / "m.npy"
-    with pytest.raises(RuntimeError, match="interrupted"):
-        synth.generate_masks(path, 4, FIRST, workers=1, progress=False, chunk=2)
-    assert not path.exists() and len(list((tmp_path / "m.npy.parts").glob("*.npy"))) == 1  # the first chunk
-    calls.clear()
-    synth.generate_masks(path, 4, FIRST, workers=1, progress=False, chunk=2)
-    assert calls == [FIRST + 2, FIRST + 3]  # the finished chunk is not rendered again
-    a = np.load(path)
-    _, m, _ = real(FIRST + 1, 0)
-    assert np.array_equal(a[1, list(synth.MASK_FRAMES)], m[list(synth.MASK_FRAMES)])
-    calls.clear()
-    synth.generate_masks(path, 4, FIRST, workers=1, progress=False, chunk=2)  # complete: reused
-    assert calls == []
-    synth.generate_masks(path, 4, FIRST, seed=1, workers=1, progress=False, chunk=2)  # other videos: not reused
-    assert calls == [FIRST, FIRST + 1, FIRST + 2, FIRST + 3]
-    assert not np.array_equal(np.load(path), a)
-
-
-@pytest.mark.parametrize("first, n", [(synth.SPLITS["val"], 1), (synth.SPLITS["train"], 1), (14999, 2), (15000, 1)])
-def test_generate_masks_never_uses_other_splits_ids(tmp_path, first, n):
-    with pytest.raises(ValueError, match="unlabeled id range"):
-        synth.generate_masks(tmp_path / "m.npy", n, first, workers=1, progress=False)
-
-
-def test_extra_ids_avoid_the_datasets_own_videos():
-    lo, hi = synth.id_range("unlabeled")
-    assert synth.extra_first_id(100) == lo + 100
-    val, hidden = synth.id_range("val"), synth.id_range("hidden")
-    assert synth.extra_first_id(100) >= val[1] and synth.extra_first_id(100) + 3000 <= hidden[0]
-
-
-def test_untrained_model_is_the_baseline_on_masks_only_videos():
-    cfg = dict(learned.DEFAULT_CFG, baseline="decel", size_b=0.0)
-    _, m, _ = scene.render_video(FIRST, 0, rgb_frames=[], mask_frames=synth.MASK_FRAMES)
-    item = learned.video_objects(m, cfg, with_target=True)
-    assert item["cids"] and item["tmask"].any()
-    (preds,) = learned.predict_items(learned.build_model(cfg), [item], "cpu")
-    for c, p in preds.items():
-        assert np.allclose(p.disp, item["preds"][c].disp) and np.isclose(p.scale, item["preds"][c].scale)
 
 
 def _tiny_data(root):
@@ -131,26 +62,6 @@ def test_scaling_script_tiny(tmp_path):
             assert set(r["diff"][src]) == {"diff", "ci"}
     assert out.with_suffix(".png").is_file()
     assert (tmp_path / "extra" / "masks_s0_2100_4_ss1.npy").is_file()  # where the script keeps its extra videos
-
-
-def test_generate_masks_workers_give_identical_masks(tmp_path):
-    one = synth.generate_masks(tmp_path / "w1.npy", 2, FIRST, workers=1, progress=False, chunk=1)
-    two = synth.generate_masks(tmp_path / "w2.npy", 2, FIRST, workers=2, progress=False, chunk=1)
-    assert np.array_equal(np.load(one), np.load(two))
-
-
-def test_train_dynamics_select_last(tmp_path):
-    vids = np.stack(
-        [scene.render_video(FIRST + i, 0, rgb_frames=[], mask_frames=synth.MASK_FRAMES)[1] for i in range(5)]
-    )
-    cfg = dict(learned.DEFAULT_CFG, baseline="decel", size_b=0.0, d=16, heads=2, layers=1)
-    model, hist = learned.train_dynamics(
-        [vids], tmp_path / "r", epochs=2, cfg=cfg, device="cpu", progress=False, select="last"
-    )
-    last = torch.load(tmp_path / "r" / "last.pt", weights_only=False)["model"]
-    assert len(hist) == 2 and all(torch.equal(v, last[k]) for k, v in model.state_dict().items())
-    with pytest.raises(ValueError, match="select"):
-        learned.train_dynamics([vids], tmp_path / "r2", epochs=1, cfg=cfg, device="cpu", progress=False, select="first")
 
 
 def test_still_rule_script_on_fresh_videos(tmp_path):
