@@ -3,8 +3,10 @@
 Object tracks need only masks, so on a synthetic dataset (one with ``SYNTHETIC.json``) the learned model can
 learn from cheap videos of frames 0-10 and 21 (``synth.generate_masks``): new ids of the unlabeled range right
 after the dataset's own unlabeled videos (never a train, val or hidden video), the dataset's seed and generator
-settings, rasterised at ``supersample``. Generated once into ``folder`` and reused (resumable).
+settings, rasterised at ``supersample``. Generated once into ``folder`` and reused (resumable). Real data has no
+generator settings: ``why_not(data_root)`` says so, and notebook 06 learns from the U-Net labels of unlabeled instead.
 
+    why_not("data/embedded")                                      # None: they can be generated here
     extra = extra_videos("data/embedded", run.objects, 9700)     # extra.masks: (9700, 22, 160, 240) memmap
     learned.train_dynamics([train.masks, extra.masks], ..., data={"extra": extra.record})
 """
@@ -19,6 +21,15 @@ from lib.common.paths import resolve
 from lib.data import synth
 
 NAME = "extra_masks_s{seed}_{first}_{n}.npy"  # notebook 06's file in <run>/objects/
+
+
+def why_not(data_root):
+    """None if masks-only videos of the dataset at ``data_root`` can be generated, else the reason (a sentence):
+    they need the generator's record ``SYNTHETIC.json`` (seed and settings), which real data does not have."""
+    meta_path = resolve(data_root) / "SYNTHETIC.json"
+    if meta_path.is_file():
+        return None
+    return f"{meta_path} does not exist (real data: no generator seed or settings to make more of its videos)"
 
 
 @dataclass

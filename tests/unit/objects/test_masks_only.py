@@ -24,3 +24,13 @@ def test_extra_videos_are_generated_once_with_the_datasets_settings(tmp_path):
     assert again.path == got.path and again.record == got.record
     with pytest.raises(ValueError, match="needs a synthetic dataset"):
         masks_only.extra_videos(tmp_path / "nothing", tmp_path / "objects", 2, workers=1)
+
+
+def test_why_not_says_when_extra_videos_cannot_be_generated(tmp_path):
+    """Real data (no SYNTHETIC.json): a reason naming the missing record; the synthetic dataset: None."""
+    (tmp_path / "real" / "train").mkdir(parents=True)
+    why = masks_only.why_not(tmp_path / "real")
+    assert why and "SYNTHETIC.json" in why and "real data" in why
+    (tmp_path / "synthetic").mkdir()
+    (tmp_path / "synthetic" / "SYNTHETIC.json").write_text(json.dumps({"seed": 0, "counts": {}, "cfg": {}}))
+    assert masks_only.why_not(tmp_path / "synthetic") is None
