@@ -43,13 +43,10 @@ def extra_videos(data_root, folder, n, *, supersample=1, workers=2, first=None, 
     """``n`` masks-only videos of the synthetic dataset at ``data_root`` in ``folder`` (module doc), from id
     ``first`` (default: after the dataset's unlabeled videos), in a file ``name`` (formatted with seed, first, n,
     supersample). Without ``SYNTHETIC.json`` an error, or with ``required=False`` seed 0 and default settings."""
-    meta_path = resolve(data_root) / "SYNTHETIC.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-    elif required:
-        raise ValueError(f"extra_videos = {n} needs a synthetic dataset: {meta_path} does not exist")
-    else:
-        meta = {}
+    why = why_not(data_root)
+    if why and required:
+        raise ValueError(f"extra_videos = {n} needs a synthetic dataset: {why}")
+    meta = {} if why else json.loads((resolve(data_root) / "SYNTHETIC.json").read_text())
     seed = meta.get("seed", 0)
     if first is None:
         first = synth.extra_first_id(meta.get("counts", {}).get("unlabeled", 0))
