@@ -9,7 +9,8 @@
 # Creates or reuses the virtual environment (.venv) first. Each notebook gets params/<profile>/common.yaml,
 # then params/<profile>/<notebook>.yaml, then RUN_PARAMS, then run_dir and profile: lib/common/params.py checks
 # them all before the first notebook (unknown keys, wrong types, ONLY) and writes what each notebook gets to
-# <run_dir>/parameters/<notebook>.yaml, the file papermill reads.
+# <run_dir>/parameters/<notebook>.yaml, the file papermill reads. A run holds a lock on its folder (<run_dir>/.lock):
+# a second run_all.sh on the same folder stops at once, naming the first.
 # Executed notebooks, logs, metrics and timings go under the run folder; stops at the first failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,8 +19,25 @@ profile="${1:-cpu}"
 run_dir="${2:-runs/${profile}-$(date +%Y%m%d-%H%M%S)}"
 [ -d "params/$profile" ] || { echo "run_all.sh: no parameter folder params/$profile (profiles: $(ls params | tr '\n' ' '))" >&2; exit 2; }
 source scripts/setup/env.sh
+# one run a folder: a second run_all.sh on it stops here, naming the first (the lock is released when this
+# script and the notebooks it started have ended, however they end)
+new_folder=0; [ -d "$run_dir" ] || { mkdir -p "$run_dir"; new_folder=1; }
+if command -v flock >/dev/null; then
+  exec 9>>"$run_dir/.lock"
+  if ! flock -n 9; then
+    echo "run_all.sh: $run_dir is in use by another run: $(cat "$run_dir/.lock"); wait for it or use another run folder" >&2
+    exit 3
+  fi
+  printf '{"pid": %d, "host": "%s", "cmd": "run_all.sh %s %s", "since": "%s"}\n' \
+    $$ "$(hostname)" "$profile" "$run_dir" "$(date '+%F %T')" > "$run_dir/.lock"
+else
+  echo "[run_all] no flock(1) on this machine: $run_dir is not locked against a second run" >&2
+fi
 # every check before anything runs; prints the notebooks to run
-notebooks=$(python -m lib.common.params "$profile" "$run_dir" --only "${ONLY:-}" --extra "${RUN_PARAMS:-}")
+if ! notebooks=$(python -m lib.common.params "$profile" "$run_dir" --only "${ONLY:-}" --extra "${RUN_PARAMS:-}"); then
+  [ "$new_folder" = 0 ] || { rm -f "$run_dir/.lock"; rmdir "$run_dir"; }   # leave no empty run folder behind
+  exit 2
+fi
 mkdir -p "$run_dir/notebooks" "$run_dir/logs"
 timings="$run_dir/timings.tsv"
 [ -f "$timings" ] || printf "notebook\tseconds\tstatus\n" > "$timings"

@@ -106,7 +106,12 @@ class ObjectPredictor:
 
     def save(self, path):
         """Record the predictor as JSON (notebook 06's ``objects/selected.json``): its name, the motion settings
-        (``kwargs``) or the checkpoint, how inputs are read (``min_area``, ``denoise``) and ``size_b``."""
+        (``kwargs``) or the checkpoint, how inputs are read (``min_area``, ``denoise``) and ``size_b``. A
+        checkpoint in the JSON's folder (or below) is stored relative to it, so a copied run folder uses its own."""
+        path = Path(path)
+        checkpoint = None if self.checkpoint is None else Path(self.checkpoint).resolve()
+        if checkpoint is not None and checkpoint.is_relative_to(path.parent.resolve()):
+            checkpoint = checkpoint.relative_to(path.parent.resolve())
         s = asdict(self.settings)
         reading = {"min_area": s.pop("min_area"), "denoise": s.pop("denoise")}
         save_json(
@@ -114,7 +119,7 @@ class ObjectPredictor:
             {
                 "name": self.name,
                 "kwargs": {} if self.checkpoint else s,
-                "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+                "checkpoint": None if checkpoint is None else str(checkpoint),
                 **reading,
                 "size_b": self.size_b,
             },
@@ -130,9 +135,10 @@ class ObjectPredictor:
         sel = json.loads(path.read_text())
         reading = {"min_area": sel["min_area"], "denoise": sel["denoise"]}
         if sel["checkpoint"]:
-            model = learned.load_dynamics(sel["checkpoint"])
+            checkpoint = path.parent / sel["checkpoint"]  # relative to this file's folder (absolute: as it is)
+            model = learned.load_dynamics(checkpoint)
             model.cfg.update(reading)
-            out = cls.of_model(sel["name"], model, sel["checkpoint"])
+            out = cls.of_model(sel["name"], model, checkpoint)
         else:
             out = cls(sel["name"], MotionSettings(**sel["kwargs"], **reading))
         if "size_b" in sel:

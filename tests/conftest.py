@@ -81,12 +81,13 @@ def pytest_configure(config):
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_all(profile, run_dir, overrides, timeout=1800):
+def run_all(profile, run_dir, overrides, timeout=1800, only=""):
     """``run_all.sh PROFILE RUN_DIR`` with ``overrides`` as the RUN_PARAMS file (written beside the run folder),
-    this interpreter's environment first on PATH; returns the CompletedProcess."""
+    ``only`` as ONLY, this interpreter's environment first on PATH; returns the CompletedProcess."""
     over = Path(run_dir).parent / f"{Path(run_dir).name}-override.yaml"
     over.write_text(yaml.safe_dump(overrides))
     env = {**os.environ, "RUN_PARAMS": str(over), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env["ONLY"] = only
     cmd = ["bash", str(ROOT / "run_all.sh"), profile, str(run_dir)]
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 

@@ -3,6 +3,9 @@
 Nothing already written is lost when a run dies mid-write: readers see either the old file or the
 complete new one, never half of one. The new file's data is fsynced before the rename and the folder after it,
 so a power loss right after a "finished" write cannot leave an empty or partial file under the final name.
+
+The temporary file of ``<name>`` is ``.<name>.XXXXXXXX.tmp`` (``temp_glob``): a run killed mid-write leaves one
+behind, which the next run removes while it holds the folder's lock (lib/common/disk.py, ``remove_stale_temps``).
 """
 
 import json
@@ -13,13 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_glob(name="*"):
+    """The glob pattern of the temporary files ``atomic_path`` makes for the file ``name`` (default: any file)."""
+    return f".{name}.*{TEMP_SUFFIX}"
+
 
 @contextmanager
 def atomic_path(path):
-    """Yields a temporary path beside ``path``; renames it onto ``path`` if the block succeeds."""
+    """Yields a temporary path beside ``path`` (``.<name>.XXXXXXXX.tmp``); renames it onto ``path`` if the block
+    succeeds, removes it otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -18,6 +18,8 @@ functions (``train_unet``, ``train_simvp``, ``finetune_simvp``) call ``choose_mi
 - ``fit_micro_batch``: ``FRACTION`` of the free memory, less ``RESERVE`` (CUDA context, cuDNN workspaces,
   allocator slack) and the optimizer state still to come (gradients + Adam moments, 3x the parameters),
   divided by the cost of a sample; at least 1, at most the batch.
+- under torchrun every rank estimates from its own free memory, then all take the smallest estimate
+  (``agree_on_smallest``): ranks doing different numbers of forward passes per step can hang in SyncBatchNorm.
 
 If a step runs out of memory anyway, ``fit`` raises ``lib.common.trainer.OutOfMemory`` naming
 ``micro_batch``. ``lib.common.gpu_plan`` applies ``fit_micro_batch`` to the benchmark's numbers for common GPUs
@@ -30,10 +32,11 @@ import os
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import default_collate
 
 from lib.common.device import train_autocast
-from lib.common.distributed import unwrap
+from lib.common.distributed import distributed, unwrap
 from lib.common.rng import get_rng_state, set_rng_state
 
 GiB = 2**30
@@ -122,6 +125,16 @@ def fit_micro_batch(batch, per_sample, free, fixed=0, device_type="cuda"):
     return max(1, min(int(batch), math.floor(usable / max(per_sample, 1))))
 
 
+def agree_on_smallest(n, device):
+    """The smallest ``n`` over the ranks of a distributed run (all must call it), ``n`` in a single process."""
+    if not distributed():
+        return n
+    device = torch.device(device)
+    t = torch.tensor([n], dtype=torch.int64, device=device if device.type == "cuda" else "cpu")  # NCCL: CUDA only
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
+
+
 def choose_micro_batch(setting, loader, model, loss_fn, device, *, amp=True, cpu_amp=False, progress=True):
     """(micro-batch for ``fit``, info dict) for a loader of batches of ``loader.batch_size``: ``setting`` if it
     is an int (capped at the batch), else the largest that fits the device's free memory (module docstring)."""
@@ -133,7 +146,8 @@ def choose_micro_batch(setting, loader, model, loss_fn, device, *, amp=True, cpu
     per_sample, saved = sample_cost(model, loss_fn, first, device, amp=amp, cpu_amp=cpu_amp)
     free, total = device_memory(device)
     fixed = optimizer_bytes(model)
-    fits = fit_micro_batch(batch, per_sample, free, fixed, device.type)
+    fits_here = fit_micro_batch(batch, per_sample, free, fixed, device.type)
+    fits = agree_on_smallest(fits_here, device)  # every rank the same number of forward passes per step
     chosen = min(setting, batch) if setting is not None else fits
     info = {
         "micro_batch": chosen,
@@ -146,10 +160,13 @@ def choose_micro_batch(setting, loader, model, loss_fn, device, *, amp=True, cpu
         "total_gb": total / 1e9,
         "optimizer_gb": fixed / 1e9,
         "fits": fits,
+        "fits_here": fits_here,
         "device": str(device),
     }
     if progress:
         how = "set" if setting is not None else "fits the free memory"
+        if setting is None and distributed():
+            how += f" of all {dist.get_world_size()} processes (this one alone: {fits_here})"
         print(
             f"[memory] micro-batch {chosen} of batch {batch} ({how}; {info['accumulation_steps']} accumulation "
             f"steps): about {per_sample / 1e9:.2f} GB a sample, {free / 1e9:.1f} GB free on {device}",

@@ -10,6 +10,7 @@ Every folder is created when it is first asked for; relative paths resolve from 
 """
 
 import json
+from pathlib import Path
 
 from lib.common.files import save_json
 from lib.common.paths import resolve
@@ -33,6 +34,18 @@ class RunFolder:
         path = self.root.joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def relative(self, path):
+        """``path`` as run files store it: relative to the run folder when inside it (so a copied or moved run
+        folder is self-contained), absolute otherwise."""
+        path = resolve(path)
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+    def path(self, stored):
+        """The path a run file stored (``relative``): inside this run folder when relative. Absolute paths (runs
+        written before paths were stored relative) are taken as they are."""
+        stored = Path(stored)
+        return stored if stored.is_absolute() else self.root / stored
 
     unet = property(lambda self: self.folder("unet"), doc="notebook 02: the U-Net's checkpoints")
     labels = property(lambda self: self.folder("labels"), doc="notebook 03: U-Net labels per split")

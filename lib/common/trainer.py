@@ -10,9 +10,10 @@ history as an uninterrupted one (on CPU; on CUDA only as far as the kernels are 
   whose states the checkpoint carries, or is a function of the step passed to ``loss_fn.set_step``.
 
 Checkpoint: ``{"model", "optimizer", "scheduler", "scaler", "epoch", "config", "fit", "data", "history", "best",
-"rng"}`` where ``config`` is the caller's experiment config (e.g. model sizes), ``fit`` the loop's own settings and
-``data`` the fingerprints of the data it trains and selects on (``fit(data=...)``). Written atomically and
-fsynced (lib/common/files.py). Resuming refuses a checkpoint of another config or of other data.
+"skipped", "rng"}`` where ``config`` is the caller's experiment config (e.g. model sizes), ``fit`` the loop's own
+settings, ``skipped`` the steps the gradient scaler skipped in a row, and ``data`` the fingerprints of the data it
+trains and selects on (``fit(data=...)``). Written atomically and fsynced (lib/common/files.py). Resuming refuses
+a checkpoint of another config or of other data.
 
 Reading checkpoints and comparing configs: lib/common/checkpoint.py; the RNG states: lib/common/rng.py; devices and
 autocast: lib/common/device.py.
@@ -36,6 +37,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from lib.common import lock
 from lib.common.checkpoint import RESUME_IGNORE, CheckpointError, config_diff, json_normal, read_checkpoint
 from lib.common.device import auto_device, train_autocast
 from lib.common.distributed import distributed, is_main, unwrap
@@ -45,6 +47,16 @@ from lib.common.rng import get_rng_state, seed_everything, set_rng_state
 
 class OutOfMemory(MemoryError):
     """A training step ran out of device memory; the message names the setting to lower (``micro_batch``)."""
+
+
+# GradScaler skips steps at the start of a run while it lowers its scale from 65536 until the float16 gradients
+# no longer overflow: 16 halvings reach a scale of 1, so 50 in a row leaves a wide margin; past that (a scale
+# below 1e-10) no loss scale helps and the run is only wasting time.
+MAX_SKIPPED_STEPS = 50
+# The files of one run in its out_dir; a fresh start removes the previous run's (see ``_start_over``).
+RUN_FILES = ("last.pt", "best.pt", "log.csv", "log.json")
+# Tests only: the CUDA path's GradScaler (with float32, no autocast) on the CPU, so that its checks run without a GPU.
+_SCALER_ON_CPU = False
 
 
 # ---------------------------------------------------------------------------------------------- data order
@@ -222,6 +234,26 @@ def _oom_message(device, batch_size, micro_batch, err):
 
 
 # ---------------------------------------------------------------------------------------------- the loop
+def _folder_lock(out_dir):
+    """The training folder's lock (lib/common/lock.py), held by the process that writes its checkpoints (rank 0
+    under torchrun; the other ranks only read last.pt when resuming): a second run on the same folder, which
+    would resume from and overwrite the same last.pt, gets ``lock.Busy`` at once naming this one."""
+    if not is_main():
+        return contextlib.nullcontext()
+    return lock.hold(out_dir / ".lock", f"the training folder {out_dir}")
+
+
+def _start_over(out_dir, progress):
+    """A fresh start removes the previous run's checkpoints and logs (``RUN_FILES``) first: else a crash before
+    this run writes its own, or a monitored metric that never improves, leaves that run's best.pt (or last.pt)
+    to be read as this run's."""
+    old = [out_dir / name for name in RUN_FILES if (out_dir / name).exists()]
+    for path in old:
+        path.unlink()
+    if old and progress:
+        print(f"[fit] starting over in {out_dir}: removed the previous run's {', '.join(p.name for p in old)}")
+
+
 def fit(
     model,
     train_loader,
@@ -249,6 +281,7 @@ def fit(
     stop_after=None,
     data=None,
     micro_batch=None,
+    max_skipped_steps=MAX_SKIPPED_STEPS,
 ):
     """Train ``model``; returns the history (one dict per epoch).
 
@@ -271,16 +304,24 @@ def fit(
       (``_train_step``; same weights as whole batches within float tolerance, tests/test_memory.py; None: whole
       batches). ``lib.common.memory.choose_micro_batch`` picks one that fits the device. Running out of memory
       raises ``OutOfMemory`` naming the setting to lower.
+    - A loss that is not finite stops training (``FloatingPointError``): without a gradient scaler at the first
+      such step; with one (``amp`` on CUDA), which skips steps whose gradients overflow float16, when an epoch's
+      mean train loss is not finite or after ``max_skipped_steps`` skipped steps in a row.
+    - ``out_dir`` is locked for the whole call (``lock.Busy`` if another process trains in it). A fresh start
+      (``resume=False``, or no last.pt) first removes the previous run's last.pt, best.pt and logs.
     """
     out_dir = Path(out_dir)
     device = auto_device(device)
     model.to(device)
     use_amp = bool(amp) and device.type == "cuda"  # float16 autocast and a gradient scaler
+    scaled = use_amp or (_SCALER_ON_CPU and device.type == "cpu")  # the gradient scaler is on
     autocast = train_autocast(device, amp, cpu_amp)  # entered anew for each forward pass
     config = json_normal(config or {})
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
     if steps == 0:
         raise ValueError("the train loader is empty")
+    if isinstance(max_skipped_steps, bool) or not isinstance(max_skipped_steps, int) or max_skipped_steps < 1:
+        raise ValueError(f"max_skipped_steps must be a positive int, not {max_skipped_steps!r}")
     settings = {
         "optimizer": optimizer,
         "lr": lr,
@@ -300,143 +341,180 @@ def fit(
 
     opt = _make_optimizer(optimizer, model.parameters(), lr, weight_decay)
     sched = _make_scheduler(schedule, opt, lr, epochs * steps)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type if scaled else "cuda", enabled=scaled)
     history, best, start = [], {"monitor": monitor, "value": None, "epoch": None}, 1
 
     last_path = out_dir / "last.pt"
-    if resume and last_path.exists():
-        ckpt = read_checkpoint(last_path)
-        diff = config_diff(ckpt.get("config", {}), config, ignore)
-        diff += ["fit." + k for k in config_diff(ckpt.get("fit", {}), settings, ignore)]
-        if diff:
-            raise CheckpointError(
-                f"checkpoint {last_path} was made with a different config; differing keys: {', '.join(diff)}. "
-                "Use another out_dir, or resume=False to start over (it overwrites this run)."
-            )
-        old, new = json_normal(ckpt.get("data")), json_normal(data)
-        if data is not None and old != new:
-            keys = (
-                sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                if isinstance(old, dict) and isinstance(new, dict)
-                else []
-            )
-            raise CheckpointError(
-                f"checkpoint {last_path} was made on other data ({old} here, this run: {new}"
-                + (f"; differing: {', '.join(keys)}" if keys else "")
-                + "). Use another out_dir, or resume=False to start over (it overwrites this run)."
-            )
-        unwrap(model).load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None and ckpt.get("scheduler") is not None:
-            sched.load_state_dict(ckpt["scheduler"])
-        if use_amp and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        history, best, start = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
-        set_rng_state(ckpt["rng"])
-        if is_main() and progress:
-            print(f"[fit] resuming {last_path} after epoch {ckpt['epoch']}/{epochs}")
-    else:
-        seed_everything(seed)
-
-    last_epoch = epochs if stop_after is None else min(epochs, stop_after)
-    for epoch in range(start, last_epoch + 1):
-        t0 = time.time()
-        model.train()
-        _set_epoch(train_loader, epoch)
-        total, count = torch.zeros((), device=device), 0
-        bar = tqdm(
-            train_loader, total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not (progress and is_main())
-        )
-        for i, batch in enumerate(bar):
-            if i >= steps:
-                break
-            if hasattr(loss_fn, "set_step"):
-                loss_fn.set_step((epoch - 1) * steps + i, epochs * steps)
-            opt.zero_grad(set_to_none=True)
-            oom = None
-            try:
-                loss = _train_step(
-                    model,
-                    loss_fn,
-                    batch,
-                    device,
-                    micro_batch,
-                    autocast,
-                    scaler,
-                    not use_amp,
+    with _folder_lock(out_dir):
+        if resume and last_path.exists():
+            ckpt = read_checkpoint(last_path)
+            diff = config_diff(ckpt.get("config", {}), config, ignore)
+            diff += ["fit." + k for k in config_diff(ckpt.get("fit", {}), settings, ignore)]
+            if diff:
+                raise CheckpointError(
+                    f"checkpoint {last_path} was made with a different config; differing keys: {', '.join(diff)}. "
+                    "Use another out_dir, or resume=False to start over (it overwrites this run)."
                 )
-            except FloatingPointError as e:
-                raise FloatingPointError(f"{e} at epoch {epoch} step {i}") from None
-            except Exception as e:
-                if not _is_oom(e):
-                    raise
-                oom = _oom_message(device, getattr(train_loader, "batch_size", None), micro_batch, e)
-            if oom is not None:  # outside the except block, so the failed step's tensors are freed first
-                opt.zero_grad(set_to_none=True)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                raise OutOfMemory(oom)
-            if grad_clip:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            lr_used = opt.param_groups[0]["lr"]
-            if sched is not None:
-                sched.step()
-            total += loss.detach().float()
-            count += 1
-            if (i + 1) % log_every == 0:
-                bar.set_postfix(loss=f"{total.item() / count:.4f}")
-        bar.close()
+            old, new = json_normal(ckpt.get("data")), json_normal(data)
+            if data is not None and old != new:
+                keys = (
+                    sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                    if isinstance(old, dict) and isinstance(new, dict)
+                    else []
+                )
+                raise CheckpointError(
+                    f"checkpoint {last_path} was made on other data ({old} here, this run: {new}"
+                    + (f"; differing: {', '.join(keys)}" if keys else "")
+                    + "). Use another out_dir, or resume=False to start over (it overwrites this run)."
+                )
+            unwrap(model).load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            if sched is not None and ckpt.get("scheduler") is not None:
+                sched.load_state_dict(ckpt["scheduler"])
+            if scaled and ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+            history, best, start = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
+            skipped = ckpt.get("skipped", 0)
+            set_rng_state(ckpt["rng"])
+            if is_main() and progress:
+                print(f"[fit] resuming {last_path} after epoch {ckpt['epoch']}/{epochs}")
+        else:
+            if is_main():
+                _start_over(out_dir, progress)
+            seed_everything(seed)
+            skipped = 0
 
-        mean_loss = total / count
-        if distributed():  # the loss of the whole global batch, not just rank 0's share
-            dist.all_reduce(mean_loss)
-            mean_loss /= dist.get_world_size()
-        row = {"epoch": epoch, "train_loss": mean_loss.item(), "lr": lr_used}  # lr of the epoch's last step
-        if evaluate is not None:
-            model.eval()
-            with torch.no_grad():
-                metrics = evaluate(unwrap(model), device)
+        # Steps the scaler skipped in a row (kept in the checkpoint, so that training in chunks counts on): it
+        # skips a step when it finds inf or nan gradients, and then halves its scale in update(); a step taken
+        # keeps or grows it. So a scale lower after update() than before means a skipped step, read through the
+        # public API whatever the cause (overflow, a nan loss, nan weights); a scale of 0 (about 165 halvings)
+        # cannot fall further, and every step there is skipped (the gradients unscale to inf or nan). Under DDP
+        # the gradients are all-reduced first, so every rank skips, and stops, at the same step.
+        # get_scale() waits for the device: one wait a step, just after the one in scaler.step(), which reads
+        # whether the gradients were finite.
+        scale = scaler.get_scale()
+        last_epoch = epochs if stop_after is None else min(epochs, stop_after)
+        for epoch in range(start, last_epoch + 1):
+            t0 = time.time()
             model.train()
-            row.update({k: _scalar(v) for k, v in metrics.items()})
-        row["seconds"] = time.time() - t0
-        history.append(row)
-        if monitor not in row:
-            raise KeyError(f"monitored metric {monitor!r} is not in the epoch row (keys: {list(row)})")
-        value = row[monitor]
-        improved = value == value and (
-            best["value"] is None or (value > best["value"] if mode == "max" else value < best["value"])
-        )
-        if improved:
-            best = {"monitor": monitor, "value": value, "epoch": epoch}
+            _set_epoch(train_loader, epoch)
+            total, count = torch.zeros((), device=device), 0
+            bar = tqdm(
+                train_loader,
+                total=steps,
+                desc=f"epoch {epoch}/{epochs}",
+                leave=False,
+                disable=not (progress and is_main()),
+            )
+            for i, batch in enumerate(bar):
+                if i >= steps:
+                    break
+                if hasattr(loss_fn, "set_step"):
+                    loss_fn.set_step((epoch - 1) * steps + i, epochs * steps)
+                opt.zero_grad(set_to_none=True)
+                oom = None
+                try:
+                    loss = _train_step(
+                        model,
+                        loss_fn,
+                        batch,
+                        device,
+                        micro_batch,
+                        autocast,
+                        scaler,
+                        not scaled,
+                    )
+                except FloatingPointError as e:
+                    raise FloatingPointError(
+                        f"{e} at epoch {epoch} step {i} of the run in {out_dir}; try a lower lr (or grad_clip)"
+                    ) from None
+                except Exception as e:
+                    if not _is_oom(e):
+                        raise
+                    oom = _oom_message(device, getattr(train_loader, "batch_size", None), micro_batch, e)
+                if oom is not None:  # outside the except block, so the failed step's tensors are freed first
+                    opt.zero_grad(set_to_none=True)
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    raise OutOfMemory(oom)
+                if grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                if scaled:
+                    scale, before = scaler.get_scale(), scale
+                    skipped = skipped + 1 if scale < before or scale == 0 else 0
+                    if skipped >= max_skipped_steps:
+                        raise FloatingPointError(
+                            f"the gradient scaler skipped the last {skipped} optimizer steps in a row (epoch {epoch} "
+                            f"step {i} of the run in {out_dir}): the gradients were inf or nan at every loss scale "
+                            f"down to {scale:g}, so the weights stopped changing. Try a lower lr, or amp=False "
+                            "(float32)"
+                        )
+                lr_used = opt.param_groups[0]["lr"]
+                if sched is not None:
+                    sched.step()
+                total += loss.detach().float()
+                count += 1
+                if (i + 1) % log_every == 0:
+                    bar.set_postfix(loss=f"{total.item() / count:.4f}")
+            bar.close()
 
-        if is_main():
-            ckpt = {
-                "model": unwrap(model).state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "scaler": scaler.state_dict() if use_amp else None,
-                "epoch": epoch,
-                "config": config,
-                "fit": settings,
-                "data": json_normal(data),
-                "history": history,
-                "best": best,
-                "rng": get_rng_state(),
-            }
+            mean_loss = total / count
+            if distributed():  # the loss of the whole global batch, not just rank 0's share
+                dist.all_reduce(mean_loss)
+                mean_loss /= dist.get_world_size()
+            if not torch.isfinite(mean_loss):  # after the all-reduce: every rank stops, none waits for the others
+                raise FloatingPointError(
+                    f"the mean train loss of epoch {epoch} is {mean_loss.item()} in the run in {out_dir}: the loss "
+                    "was inf or nan in some steps (float16 overflow under amp, or diverging weights), which the "
+                    "gradient scaler skipped; this epoch was not saved. Try a lower lr, or amp=False (float32)"
+                )
+            row = {"epoch": epoch, "train_loss": mean_loss.item(), "lr": lr_used}  # lr of the epoch's last step
+            if evaluate is not None:
+                model.eval()
+                with torch.no_grad():
+                    metrics = evaluate(unwrap(model), device)
+                model.train()
+                row.update({k: _scalar(v) for k, v in metrics.items()})
+            row["seconds"] = time.time() - t0
+            history.append(row)
+            if monitor not in row:
+                raise KeyError(f"monitored metric {monitor!r} is not in the epoch row (keys: {list(row)})")
+            value = row[monitor]
+            improved = value == value and (
+                best["value"] is None or (value > best["value"] if mode == "max" else value < best["value"])
+            )
             if improved:
-                torch_save(out_dir / "best.pt", ckpt)
-            torch_save(last_path, ckpt)
-            _write_logs(out_dir, history)
-            if progress:
-                shown = {
-                    k: (f"{v:.4g}" if isinstance(v, float) else v)
-                    for k, v in row.items()
-                    if isinstance(v, (int, float))
+                best = {"monitor": monitor, "value": value, "epoch": epoch}
+
+            if is_main():
+                ckpt = {
+                    "model": unwrap(model).state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else None,
+                    "scaler": scaler.state_dict() if scaled else None,
+                    "epoch": epoch,
+                    "config": config,
+                    "fit": settings,
+                    "data": json_normal(data),
+                    "history": history,
+                    "best": best,
+                    "skipped": skipped,
+                    "rng": get_rng_state(),
                 }
-                print("[fit] " + " ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
-        if distributed():
-            dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
+                if improved:
+                    torch_save(out_dir / "best.pt", ckpt)
+                torch_save(last_path, ckpt)
+                _write_logs(out_dir, history)
+                if progress:
+                    shown = {
+                        k: (f"{v:.4g}" if isinstance(v, float) else v)
+                        for k, v in row.items()
+                        if isinstance(v, (int, float))
+                    }
+                    print("[fit] " + " ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
+            if distributed():
+                dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
     return history

@@ -18,6 +18,10 @@ video is logged and listed in ``report["fallback"]`` with the files, the reasons
 
 Inputs that are read but not as stored are converted by a stated rule (``CONVERSIONS``) and counted in the
 report: RGBA, grey and 16-bit PNGs, masks longer than 22 frames (cut), masks of another integer dtype (cast).
+
+A few bad videos are a quirk of the data; many are a broken copy. ``load_split`` stops with ``TooManyBad`` when
+more than ``max_bad_fraction`` of a split's videos are bad (skipped or padded; for hidden, packed by the fallback
+chain), naming the first ones. The real data has 1 short mask in 1000 val videos, well under the default 5%.
 """
 
 import hashlib
@@ -25,6 +29,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +38,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from lib.common import lock, paths
 from lib.common.classes import NUM_CLASSES
-from lib.common.files import atomic_path, durable_replace, save_json, save_npy
+from lib.common.disk import check_free, remove_stale_temps
+from lib.common.files import atomic_path, durable_replace, fsync_dir, save_json, temp_glob
 from lib.common.paths import resolve
 from lib.data.synth import SPLITS as FIRST_ID  # split -> first video id of the layout (one definition)
 
@@ -45,6 +52,7 @@ N_FRAMES = 22  # frames per video (image_0 .. image_21)
 N_INPUT = 11  # frames given for prediction (image_0 .. image_10); the target is image_21 ("frame 22")
 SPLITS = tuple(FIRST_ID)  # train, val, unlabeled, hidden
 POLICIES = ("skip", "pad", "raise")
+MAX_BAD_FRACTION = 0.05  # load_split's default limit on the share of bad videos in a split (TooManyBad)
 CACHE_VERSION = 2
 CONVERSIONS = {
     "alpha": "RGBA/LA/PA frame: the alpha channel is dropped, the colours kept (the real frames are opaque)",
@@ -68,6 +76,10 @@ class VideoError(ValueError):
     def __init__(self, video, file, problem, kind="invalid"):
         self.video, self.file, self.problem, self.kind = Path(video), file, problem, kind
         super().__init__(f"{self.video}/{file}: {problem}")
+
+
+class TooManyBad(ValueError):
+    """More of a split's videos are bad than ``max_bad_fraction`` allows (the packed cache is kept)."""
 
 
 def split_layout(split):
@@ -281,15 +293,30 @@ class PackedSplit:
         return int(hits[0])
 
 
-def fingerprint(videos):
-    """Hash of every file's name, size and mtime in the given video folders (the cache's source)."""
+def fingerprint(videos, masks=True):
+    """Hash of the source files of the given video folders (the cache's source): each ``mask.npy`` by its
+    content (blake2b), so a mask rewritten in place with the same size, within the resolution of the
+    modification time, is noticed; each frame (``image_N.png``) by its name, size and modification time
+    (hashing every frame of a 13,000-video split each time a notebook opens it would be too slow).
+    ``masks=False`` (splits whose masks are not read: unlabeled, hidden): a ``mask.npy`` there counts by name,
+    size and modification time like a frame, as it always did, so the keys of those caches stay as they were."""
     h = hashlib.sha1()
     for num, path in videos:
         h.update(f"{num}:{path.name}\n".encode())
         for e in sorted(os.scandir(path), key=lambda e: e.name):
-            if _IMAGE_RE.match(e.name) or e.name == "mask.npy":
+            if e.name == "mask.npy" and masks:
+                h.update(f"mask.npy:blake2b:{_content_hash(e.path)}\n".encode())
+            elif _IMAGE_RE.match(e.name) or e.name == "mask.npy":
                 st = e.stat()
                 h.update(f"{e.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _content_hash(path):
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 
@@ -299,8 +326,36 @@ def key_fingerprint(key):
 
 
 def cache_dir_for(data_root, split, cache_dir=None):
+    """The packed cache folder of a split: ``<cache_dir>/<split>``, by default ``<data_root>/.cache/<split>``."""
     base = resolve(cache_dir) if cache_dir else resolve(data_root) / ".cache"
     return base / split
+
+
+def local_cache_dir(data_root, split):
+    """Where a split of a read-only dataset is packed: ``<project>/.cache/packed/<root name>-<hash>/<split>``,
+    the hash of the resolved data root telling apart two datasets of the same name."""
+    root = resolve(data_root).resolve()
+    tag = hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    return paths.PROJ_ROOT / ".cache" / "packed" / f"{root.name}-{tag}" / split
+
+
+def _writable(folder):
+    """Whether files can be made in ``folder`` (created when missing): the probe of a read-only dataset."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _valid_meta(out, key):
+    """The meta.json of the complete cache in ``out`` if it was packed with ``key``, else None."""
+    meta_path = out / "meta.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    return meta if meta.get("key") == key else None
 
 
 def effective_policy(split, policy):
@@ -308,15 +363,38 @@ def effective_policy(split, policy):
     return "fallback" if split == "hidden" else policy
 
 
-def load_split(data_root, split, *, cache_dir=None, policy="skip", progress=True, rebuild=False):
+def load_split(
+    data_root,
+    split,
+    *,
+    cache_dir=None,
+    policy="skip",
+    progress=True,
+    rebuild=False,
+    max_bad_fraction=MAX_BAD_FRACTION,
+):
     """The packed split, built once and rebuilt when the source files (or the policy) change.
 
     ``policy`` (skip, pad, raise) decides what happens to a bad video of train, val and unlabeled; pass the same
     one everywhere (every notebook passes its ``policy`` parameter): another policy repacks the split. The hidden
     split ignores it and packs every folder (module doc). An empty split, or one whose every video is bad, is a
-    ``ValueError`` naming the folder."""
+    ``ValueError`` naming the folder.
+
+    The cache is rebuilt when a mask's content, or a frame's name, size or modification time, changes
+    (``fingerprint``). It is in ``<cache_dir>/<split>``, by default ``<data_root>/.cache/<split>``; when that
+    cannot be written (a read-only dataset) and holds no valid cache, the split is packed in the project's
+    ``.cache/packed/`` (``local_cache_dir``) instead, and the log says so. A ``cache_dir`` given that cannot be
+    written is a ``PermissionError``. A build holds the cache folder's lock (``<split folder>/.lock``,
+    lib/common/lock.py): a second process packing the same split gets ``lock.Busy`` at once. A failed build
+    leaves the previous cache as it was; leftovers of a killed build are removed by the next one.
+
+    More bad videos than ``max_bad_fraction`` of the split (skipped or padded; for hidden, packed by the
+    fallback chain) is a ``TooManyBad`` error naming the first ones, when the split is packed and each time it
+    is opened; the cache is kept, so a larger limit uses it without repacking."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if not 0 <= max_bad_fraction <= 1:
+        raise ValueError(f"max_bad_fraction must be between 0 and 1, got {max_bad_fraction!r}")
     split_dir = resolve(data_root) / split
     _, has_mask = split_layout(split)
     videos, stray = scan_split(split_dir)
@@ -327,18 +405,74 @@ def load_split(data_root, split, *, cache_dir=None, policy="skip", progress=True
             + ")"
         )
     out = cache_dir_for(data_root, split, cache_dir)
-    key = {"version": CACHE_VERSION, "policy": effective_policy(split, policy), "source": fingerprint(videos)}
+    key = {"version": CACHE_VERSION, "policy": effective_policy(split, policy), "source": fingerprint(videos, has_mask)}
+    meta = None if rebuild else _valid_meta(out, key)
+    if meta is None and not _writable(out):
+        if cache_dir:
+            raise PermissionError(
+                f"{out}: cannot write the packed cache of {split} there (the cache_dir given); give a writable "
+                "cache_dir, or none (<data_root>/.cache, or the project's .cache/ when the dataset is read-only)"
+            )
+        local = local_cache_dir(data_root, split)
+        log.warning("%s cannot be written (a read-only dataset?): the %s split is packed in %s", out, split, local)
+        out = local
+        meta = None if rebuild else _valid_meta(out, key)
+    if meta is None:
+        with lock.hold(out / ".lock", f"the packed cache {out}"):
+            meta = None if rebuild else _valid_meta(out, key)  # packed by another process meanwhile?
+            if meta is None:
+                _log_rebuild(out, key)
+                remove_stale_temps(out, (temp_glob(), "*.trunc"))
+                meta = _build(videos, split, out, key, policy, progress, stray)
+    packed = _open_packed(out, split, meta)
+    _check_bad(packed.report, split, split_dir, out, max_bad_fraction)
+    return packed
+
+
+def _log_rebuild(out, key):
     meta_path = out / "meta.json"
-    if not rebuild and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        old = meta.get("key") or {}
-        if old == key:
-            return _open_packed(out, split, meta)
-        if old.get("policy") != key["policy"] and old.get("source") == key["source"]:
-            log.warning("%s: packed with policy=%s, now policy=%s: repacking", out, old.get("policy"), key["policy"])
-        else:
-            log.info("%s: source changed, rebuilding the packed cache", out)
-    return _build(videos, split, out, key, policy, progress, stray)
+    old = (json.loads(meta_path.read_text()).get("key") or {}) if meta_path.is_file() else {}
+    if not old:
+        return
+    if old.get("policy") != key["policy"] and old.get("source") == key["source"]:
+        log.warning("%s: packed with policy=%s, now policy=%s: repacking", out, old.get("policy"), key["policy"])
+    else:
+        log.info("%s: source changed, rebuilding the packed cache", out)
+
+
+def bad_videos(report, split):
+    """[(video id, what was wrong)] of a packing report: the skipped and padded videos, and for hidden those
+    packed by the fallback chain (``TooManyBad`` counts them)."""
+    if split == "hidden":
+        return [
+            (
+                f["video"],
+                f"{f['fallback']}: {f['files'][0]}: {f['reasons'][0]}" + (", ..." if len(f["files"]) > 1 else ""),
+            )
+            for f in report.get("fallback", [])
+        ]
+    bad = [(r["video"], f"skipped: {r['reason']}") for r in report.get("skipped", [])]
+    return sorted(bad + [(r["video"], r["reason"]) for r in report.get("padded", [])])
+
+
+def _check_bad(report, split, split_dir, out, max_bad_fraction):
+    bad, n = bad_videos(report, split), report["videos"]
+    if len(bad) <= max_bad_fraction * n:
+        return
+    listed = "; ".join(f"video {v} ({what})" for v, what in bad[:5]) + (
+        f"; ... ({len(bad) - 5} more in {out / 'meta.json'})" if len(bad) > 5 else ""
+    )
+    if split == "hidden":
+        what = "packed by the fallback chain (missing or unreadable frames: filled, or predicted all background)"
+        fix = "fix those hidden folders"
+    else:
+        what = f"bad (policy={report['policy']}: skipped or padded)"
+        fix = "fix or remove those videos"
+    raise TooManyBad(
+        f"{split_dir}: {len(bad)} of {n} {split} videos are {what}: {len(bad) / n:.1%}, more than "
+        f"max_bad_fraction={max_bad_fraction} ({max_bad_fraction:.1%}) allows: {listed}. The packed cache {out} "
+        f"is kept: {fix}, or pass a larger max_bad_fraction (at most 1.0) to use the split as it is"
+    )
 
 
 def _open_packed(out, split, meta):
@@ -394,12 +528,17 @@ def report_summary(report):
 
 
 def _build(videos, split, out, key, policy, progress, stray=()):
+    """Packs ``videos`` into ``out`` and returns the new meta.json (the caller holds the folder's lock).
+
+    Everything is written under temporary names first, so a failure (a bad video under policy raise, a full
+    disk, Ctrl-C) leaves the previous cache as it was. Once the new arrays are complete, meta.json is removed,
+    the arrays are renamed onto the old ones, and the new meta.json is written last: a crash in between leaves
+    no meta.json, an invalid cache that the next call packs again."""
     n_frames, has_mask = split_layout(split)
     hidden = split == "hidden"
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "meta.json"
-    if meta_path.exists():
-        meta_path.unlink()  # the cache is invalid from here until the new one is complete
+    check_free(out, len(videos) * n_frames * H * W * (4 if has_mask else 3), f"packing the {split} split")
     report = new_report(len(videos), key["policy"], stray)
     ids = []
     with ExitStack() as stack:
@@ -449,14 +588,19 @@ def _build(videos, split, out, key, policy, progress, stray=()):
             for tmp in (ftmp, mtmp):
                 if tmp is not None:
                     _truncate(tmp, len(ids))
-    if not has_mask and (out / "masks.npy").exists():
-        (out / "masks.npy").unlink()
-    save_npy(out / "ids.npy", np.asarray(ids, np.int64))
+        with open(stack.enter_context(atomic_path(out / "ids.npy")), "wb") as f:
+            np.save(f, np.asarray(ids, np.int64))
+        # complete: the old cache is invalid from here until the new meta.json
+        for old in [meta_path] + ([] if has_mask else [out / "masks.npy"]):
+            if old.exists():
+                old.unlink()
+        fsync_dir(out)
+    # leaving the block renamed ids.npy, masks.npy and frames.npy onto the old ones
     report["packed"] = len(ids)
     _log_report(split, report)
     meta = {"key": key, "fingerprint": key_fingerprint(key), "report": report, "shape": [len(ids), n_frames, H, W]}
     save_json(meta_path, meta)  # written last: its presence marks a complete cache
-    return _open_packed(out, split, meta)
+    return meta
 
 
 def _log_report(split, report):
@@ -485,6 +629,7 @@ def _truncate(path, n):
     """Keep the first n rows of a .npy file (copied through a memmap, chunk by chunk)."""
     src = np.load(path, mmap_mode="r")
     tmp = Path(str(path) + ".trunc")
+    check_free(tmp.parent, n * src[0].nbytes, "the packed rows without the skipped videos")
     dst = np.lib.format.open_memmap(tmp, "w+", src.dtype, (n, *src.shape[1:]))
     for i in range(0, n, 64):
         dst[i : i + 64] = src[i : min(i + 64, n)]

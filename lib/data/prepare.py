@@ -1,5 +1,7 @@
-"""Making sure a data root holds a dataset: generate the embedded synthetic one when it is empty,
-complete it when an earlier generation was interrupted, and leave real data alone. Synthetic data made with
+"""Making sure a data root holds a dataset: generate the embedded synthetic one when asked (``generate=True``)
+and the root is empty, complete it when an earlier generation was interrupted, and leave real data alone.
+Without ``generate`` a missing or empty root (an unmounted drive, a typo) is a ``DataMissing`` error naming the
+folder and the splits it lacks, never a synthetic dataset made there by surprise. Synthetic data made with
 other generator settings (another seed, other overrides, or defaults changed by a newer version of lib/data/scene.py)
 is a clear error rather than a silent mix of old and new videos."""
 
@@ -14,6 +16,11 @@ from lib.data.dataset import SPLITS, list_videos
 
 log = logging.getLogger(__name__)
 MARKER = "SYNTHETIC.json"  # written by prepare_dataset after a complete generation
+REQUIRED = ("train", "val", "hidden")  # what the pipeline cannot run without (unlabeled is optional)
+
+
+class DataMissing(FileNotFoundError):
+    """The data root lacks a dataset and generation was not asked for."""
 
 
 def describe_root(data_root):
@@ -27,9 +34,32 @@ def describe_root(data_root):
     }
 
 
-def prepare_dataset(data_root, counts, *, seed=0, workers=None, progress=True, **synth_cfg):
-    """Returns a dict saying what was done: "generated", "completed" or "existing" (real or finished data)."""
+def check_present(data_root):
+    """``DataMissing`` naming the folder and what it lacks, unless it holds the splits of ``REQUIRED``."""
     root = resolve(data_root)
+    info = describe_root(root)
+    lacks = [s for s in REQUIRED if not info["counts"].get(s)]
+    if not lacks and not (root / (MARKER + ".partial")).is_file():
+        return info
+    if not root.exists():
+        problem = "does not exist"
+    elif (root / (MARKER + ".partial")).is_file():
+        problem = "holds a synthetic dataset whose generation was interrupted"
+    else:
+        problem = "has no video_N folders in " + ", ".join(f"{s}/" for s in lacks)
+    raise DataMissing(
+        f"data_root {root} {problem}. Point data_root at a dataset in the layout of docs/dataset.md "
+        "(train/, val/, hidden/ and optionally unlabeled/, one video_N folder a video), or set generate: true "
+        "to generate (or complete) the synthetic dataset there"
+    )
+
+
+def prepare_dataset(data_root, counts, *, generate=False, seed=0, workers=None, progress=True, **synth_cfg):
+    """Returns a dict saying what was done: "generated", "completed" or "existing" (real or finished data).
+    Generates only with ``generate=True``; otherwise the root must hold a dataset (``check_present``)."""
+    root = resolve(data_root)
+    if not generate:
+        check_present(root)
     info = describe_root(root)
     complete = (root / MARKER).is_file()
     if info["counts"] and not info["synthetic"]:

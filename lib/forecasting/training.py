@@ -6,7 +6,7 @@ Step 3, ``finetune_simvp``: scheduled sampling. With a probability that rises on
 model first rolls out k steps on its own argmax output, then takes the supervised step on frame 11+k+1;
 k grows from 1 to ``max_rollout`` over training. Optional IoU-aware loss (CE + soft Jaccard / Lovasz).
 Both select checkpoints by the val frame-22 IoU of the full 11-step rollout from U-Net masks of frames 0-10.
-The U-Net labels they read must be those of the packed splits (``policy``) and, when ``unet_key`` is given, of
+The U-Net labels they read must be those of the packed splits (the same DataSource) and, when ``unet_key`` is given, of
 that U-Net checkpoint: stale labels are a ``StaleLabels`` error (lib/segmentation/label.py). Resuming refuses a
 checkpoint made on other data.
 """
@@ -26,6 +26,7 @@ from lib.common.memory import choose_micro_batch
 from lib.common.metrics import jaccard
 from lib.common.trainer import epoch_loader, fit
 from lib.data import dataset as data
+from lib.data.source import as_source
 from lib.data.torch_datasets import WindowDataset
 from lib.forecasting.simvp import MaskSimVP, rollout
 from lib.segmentation.label import labels_meta, load_labels
@@ -185,8 +186,8 @@ def predict_frame22(model, inputs, device, *, batch_size=16, steps=11, return_co
     return (out, conf) if return_conf else out
 
 
-def _val_setup(data_root, labels_dir, eval_videos, seed, progress, policy="skip", unet_key=None):
-    val = main_first(data.load_split, data_root, "val", progress=progress, policy=policy)
+def _val_setup(source, labels_dir, eval_videos, seed, progress, unet_key=None):
+    val = main_first(as_source(source).split, "val", progress=progress)
     ids, val_labels = load_labels(labels_dir, "val", unet_key, val.fingerprint)
     if not np.array_equal(ids, val.ids):
         raise ValueError(
@@ -198,12 +199,13 @@ def _val_setup(data_root, labels_dir, eval_videos, seed, progress, policy="skip"
     return np.asarray(val_labels[idx, : data.N_INPUT]), np.asarray(val.masks[idx, 21]), val.fingerprint
 
 
-def _windows(data_root, labels_dir, *, in_len, out_len, use_unlabeled, progress, policy="skip", unet_key=None):
-    train = main_first(data.load_split, data_root, "train", progress=progress, policy=policy)
+def _windows(source, labels_dir, *, in_len, out_len, use_unlabeled, progress, unet_key=None):
+    source = as_source(source)
+    train = main_first(source.split, "train", progress=progress)
     sets = [WindowDataset(train.masks, in_len, out_len)]
     fingerprints = {"train": train.fingerprint}
     if use_unlabeled:
-        unlabeled = main_first(data.load_split, data_root, "unlabeled", progress=progress, policy=policy)
+        unlabeled = main_first(source.split, "unlabeled", progress=progress)
         sets.append(
             WindowDataset(load_labels(labels_dir, "unlabeled", unet_key, unlabeled.fingerprint)[1], in_len, out_len)
         )
@@ -228,29 +230,24 @@ def _evaluator(val_in, val_true, batch_size):
     return ev
 
 
-def train_simvp(
-    data_root, labels_dir, out_dir, *, progress=True, device=None, policy="skip", unet_key=None, **overrides
-):
+def train_simvp(source, labels_dir, out_dir, *, progress=True, device=None, unet_key=None, **overrides):
     """Recipe step 2; returns (best model, history, config). Resumes from out_dir/last.pt (same data only).
-    ``policy``: the packing policy; ``unet_key``: the ``checkpoint_key`` the U-Net labels must carry (None: any)."""
+    ``source``: a lib.data.source.DataSource or a data root read with the defaults; ``unet_key``: the ``checkpoint_key`` the U-Net labels must carry (None: any)."""
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown SimVP settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     cfg = {**DEFAULTS, **overrides}
     device = auto_device(device)
     ds, sizes, fps = _windows(
-        data_root,
+        source,
         labels_dir,
         in_len=data.N_INPUT,
         out_len=1,
         use_unlabeled=cfg["use_unlabeled"],
         progress=progress,
-        policy=policy,
         unet_key=unet_key,
     )
-    val_in, val_true, val_fp = _val_setup(
-        data_root, labels_dir, cfg["eval_videos"], cfg["seed"], progress, policy, unet_key
-    )
+    val_in, val_true, val_fp = _val_setup(source, labels_dir, cfg["eval_videos"], cfg["seed"], progress, unet_key)
     torch.manual_seed(cfg["seed"])
     model = build_simvp(cfg)
     params = sum(p.numel() for p in model.parameters())
@@ -290,19 +287,18 @@ def _without(d, *keys):
 
 def finetune_simvp(
     init_checkpoint,
-    data_root,
+    source,
     labels_dir,
     out_dir,
     *,
     progress=True,
     device=None,
-    policy="skip",
     unet_key=None,
     **overrides,
 ):
     """Recipe step 3 from a train_simvp checkpoint; returns (best model, history, config).
     The returned model is the best of the fine-tuned epochs and the starting point (epoch 0).
-    ``policy`` and ``unet_key`` as for ``train_simvp``."""
+    ``source`` and ``unet_key`` as for ``train_simvp``."""
     unknown = set(overrides) - set(FT_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown fine-tuning settings {sorted(unknown)}; known: {sorted(FT_DEFAULTS)}")
@@ -310,18 +306,15 @@ def finetune_simvp(
     device = auto_device(device)
     base, base_cfg = load_simvp_checkpoint(init_checkpoint, device)
     ds, sizes, fps = _windows(
-        data_root,
+        source,
         labels_dir,
         in_len=data.N_INPUT,
         out_len=cfg["max_rollout"],
         use_unlabeled=cfg["use_unlabeled"],
         progress=progress,
-        policy=policy,
         unet_key=unet_key,
     )
-    val_in, val_true, val_fp = _val_setup(
-        data_root, labels_dir, cfg["eval_videos"], cfg["seed"], progress, policy, unet_key
-    )
+    val_in, val_true, val_fp = _val_setup(source, labels_dir, cfg["eval_videos"], cfg["seed"], progress, unet_key)
     fingerprints = {**fps, "val": val_fp, "labels": labels_meta_keys(labels_dir, cfg["use_unlabeled"])}
     evaluate = _evaluator(val_in, val_true, cfg["batch_size"])
     start_iou = evaluate(base, device)["val_iou"]

@@ -6,6 +6,10 @@ Output per split, in ``out_dir``:
 While running, rows go into ``<split>.partial.npy`` (a memmap) and the finished videos into
 ``<split>.done.npy`` (written atomically after each chunk); the final file appears only by rename,
 so an interrupted run leaves no half-written ``<split>.npy`` and a rerun continues where it stopped.
+A run holds ``<split>.lock`` (lib/common/lock.py) from start to end: a second process labelling the same split in
+the same folder gets ``lock.Busy`` at once, naming the first, instead of writing into the same partial file. It
+checks the free disk space before writing the partial file (lib/common/disk.py) and removes the temporary files
+of the split that a killed run left (``.<split>.*.tmp``; ``<split>.partial.npy`` is kept: it is the resumable state).
 Optionally each video's labels are also written as ``<npy_dir>/<split>/video_NNNNN/mask.npy``
 (a separate folder, never the dataset's own labels), rewritten when the labels change (``labels.json`` there
 says which labels the files hold).
@@ -26,8 +30,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lib.common import lock
 from lib.common.device import auto_device, inference_autocast
-from lib.common.files import durable_replace, save_json, save_npy
+from lib.common.disk import check_free, remove_stale_temps
+from lib.common.files import durable_replace, save_json, save_npy, temp_glob
 from lib.data.dataset import N_INPUT
 from lib.data.torch_datasets import to_image_tensor
 from lib.segmentation.decode import decode
@@ -180,9 +186,17 @@ def label_split(
 ):
     """Labels every frame of ``packed`` (a lib.data.dataset.PackedSplit). Returns a dict with frames/s and paths.
     ``model_key`` identifies the model (e.g. checkpoint path and epoch): labels made by another model, or for
-    other data (the packed split's fingerprint), are not resumed but redone. A failure names the videos."""
+    other data (the packed split's fingerprint), are not resumed but redone. A failure names the videos.
+    Holds ``<out_dir>/<split>.lock`` for the whole run (``lock.Busy`` if another process labels the split there);
+    ``NotEnoughSpace`` before writing when the disk cannot hold the labels still to be made."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with lock.hold(out_dir / f"{packed.name}.lock", f"the labelling of {packed.name} in {out_dir}"):
+        remove_stale_temps(out_dir, (temp_glob(f"{packed.name}.*"),))
+        return _label_split(model, packed, out_dir, batch_size, device, model_key, npy_dir, progress, stop_after)
+
+
+def _label_split(model, packed, out_dir, batch_size, device, model_key, npy_dir, progress, stop_after):
     split = packed.name
     final, ids_path = labels_path(out_dir, split), out_dir / f"{split}.ids.npy"
     partial, done_path, meta_path = (
@@ -201,10 +215,15 @@ def label_split(
     if final.is_file() and old == meta:
         _write_npy_dir(final, packed.ids, split, npy_dir, meta)
         return {"split": split, "path": str(final), "videos": n, "labelled": 0, "frames_per_s": None}
-    if old != meta or not (partial.is_file() and done_path.is_file()):  # start afresh
+    fresh = old != meta or not (partial.is_file() and done_path.is_file())
+    if fresh:  # start afresh
         for p in (final, partial, done_path):
             if p.exists():
                 p.unlink()
+    to_do = n if fresh else int((~np.load(done_path)).sum())
+    row_bytes = t * packed.frames.shape[2] * packed.frames.shape[3]  # one video's uint8 labels
+    check_free(out_dir, to_do * row_bytes, f"the labels of {to_do} videos of {split}")
+    if fresh:
         save_json(meta_path, meta)
         np.lib.format.open_memmap(partial, "w+", np.uint8, (n, t, *packed.frames.shape[2:4])).flush()
         save_npy(done_path, np.zeros(n, bool))

@@ -16,7 +16,7 @@ from lib.common.losses import SegLoss
 from lib.common.memory import choose_micro_batch
 from lib.common.metrics import IoUMeter
 from lib.common.trainer import epoch_loader, fit
-from lib.data import dataset as data
+from lib.data.source import as_source
 from lib.data.torch_datasets import FrameDataset
 from lib.segmentation.augment import Augment
 from lib.segmentation.label import segment, vote_window
@@ -93,17 +93,18 @@ def _result(meter, return_confusion):
     return out
 
 
-def train_unet(data_root, out_dir, *, progress=True, device=None, policy="skip", **overrides):
-    """Train (or resume) a U-Net; returns (model with the best weights, history, config). ``policy``: the packing
-    policy of lib/data/dataset.py (notebooks pass their common ``policy``). Resuming refuses a checkpoint made
-    on other train or val data."""
+def train_unet(source, out_dir, *, progress=True, device=None, **overrides):
+    """Train (or resume) a U-Net; returns (model with the best weights, history, config). ``source``: a
+    lib.data.source.DataSource (notebooks build one from their common parameters) or a data root read with the
+    defaults. Resuming refuses a checkpoint made on other train or val data."""
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown U-Net settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     cfg = {**DEFAULTS, **overrides}
     device = auto_device(device)
-    train = main_first(data.load_split, data_root, "train", progress=progress, policy=policy)
-    val = main_first(data.load_split, data_root, "val", progress=progress, policy=policy)
+    source = as_source(source)
+    train = main_first(source.split, "train", progress=progress)
+    val = main_first(source.split, "val", progress=progress)
     torch.manual_seed(cfg["seed"])
     model = build_unet(cfg)
     params = count_params(model)

@@ -104,7 +104,9 @@ def epochs(out, device, tiny, videos):
         }
 
     root, work = out / "epochs-data", out / "epochs"
-    prepare.prepare_dataset(root, {"train": videos, "val": max(2, videos // 4), "unlabeled": videos}, workers=4)
+    prepare.prepare_dataset(
+        root, {"train": videos, "val": max(2, videos // 4), "unlabeled": videos}, generate=True, workers=4
+    )
     records = {}
 
     def run(name, fn, samples, cfg):

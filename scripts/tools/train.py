@@ -10,11 +10,10 @@ Settings come from a profile's parameter files (``--params``, later ones win; pa
 for its ``data_root``) and ``key=value`` overrides (values parsed as YAML). A key of a ``--params`` file must be
 the trainer's or some notebook's (those only the notebooks use are listed and left out); an override must be
 the trainer's: its defaults (``DEFAULTS`` of lib/segmentation/training.py, lib/forecasting/training.py),
-``data_root`` and ``policy``. Anything else, or a value of the wrong type, stops before training, naming the
+and how the data is read: ``data_root``, ``policy``, ``cache_dir``, ``max_bad_fraction``. Anything else, or a value of the wrong type, stops before training, naming the
 key and the closest known ones (types as in lib/common/params.py: ``lr=1e-4`` is read as the float).
 It prints the ``data_root`` it uses and where that came from. ``batch_size`` is the global batch, split over
-ranks. Rerunning the same command resumes from ``<out>/last.pt`` (refused when the data changed). ``policy`` (the
-packing policy, e.g. from common.yaml) is passed on. For simvp, the U-Net labels must be those of the packed
+ranks. Rerunning the same command resumes from ``<out>/last.pt`` (refused when the data changed). For simvp, the U-Net labels must be those of the packed
 data, and of the checkpoint ``--unet`` (default ``<labels>/../unet/best.pt`` when it exists): stale labels are
 an error.
 """
@@ -25,12 +24,15 @@ import sys
 import yaml
 
 from lib.common import distributed, params
+from lib.data.dataset import MAX_BAD_FRACTION
+from lib.data.source import DataSource
 
-EXTRA = {"data_root": "data/embedded", "policy": "skip"}  # the trainer's keys besides its DEFAULTS
+# the trainer's keys besides its DEFAULTS: how the data is read (lib/data/source.py)
+EXTRA = {"data_root": "data/embedded", "policy": "skip", "cache_dir": None, "max_bad_fraction": MAX_BAD_FRACTION}
 
 
 def settings(a, defaults):
-    """(trainer settings, data_root, policy) from the --params files and overrides, checked (ParamError)."""
+    """(trainer settings, DataSource) from the --params files and overrides, checked (ParamError)."""
     trainer = {**defaults, **EXTRA}
     notebook_keys = set().union(*map(params.notebook_parameters, params.notebooks()))
     given, errors = [], []  # (key, value, where)
@@ -72,9 +74,9 @@ def settings(a, defaults):
     else:
         data_root, source = EXTRA["data_root"], "the default: no --data-root, no data_root in --params (common.yaml)"
     print(f"[train] data_root {data_root} (from {source})", flush=True)
-    policy = cfg.pop("policy", EXTRA["policy"])
     cfg.pop("data_root", None)
-    return cfg, data_root, policy
+    reading = {k: cfg.pop(k, EXTRA[k]) for k in ("policy", "cache_dir", "max_bad_fraction")}
+    return cfg, DataSource(data_root, **reading)
 
 
 def main(argv=None):
@@ -94,7 +96,7 @@ def main(argv=None):
     else:
         from lib.forecasting.training import DEFAULTS
     try:
-        cfg, data_root, policy = settings(a, DEFAULTS)
+        cfg, source = settings(a, DEFAULTS)
     except params.ParamError as e:
         sys.exit(f"[train] stopped before training:\n{e}")
     rank, world, device = distributed.setup(a.device)
@@ -102,7 +104,7 @@ def main(argv=None):
         if a.model == "unet":
             from lib.segmentation.training import train_unet
 
-            _, history, _ = train_unet(data_root, a.out, device=device, progress=rank == 0, policy=policy, **cfg)
+            _, history, _ = train_unet(source, a.out, device=device, progress=rank == 0, **cfg)
         else:
             from pathlib import Path
 
@@ -116,7 +118,7 @@ def main(argv=None):
             if a.unet and unet_key is None:
                 ap.error(f"--unet {a.unet}: no such checkpoint")
             _, history, _ = train_simvp(
-                data_root, a.labels, a.out, device=device, progress=rank == 0, policy=policy, unet_key=unet_key, **cfg
+                source, a.labels, a.out, device=device, progress=rank == 0, unet_key=unet_key, **cfg
             )
         if rank == 0:
             print(f"[train] {a.model}: {len(history)} epochs, world size {world}, last row: {history[-1]}")

@@ -1,6 +1,8 @@
 """A tiny training run used by test_distributed.py: `torchrun --standalone --nproc_per_node=2 -m tests.integration.ddp_worker OUT`
 (or `python -m tests.integration.ddp_worker OUT` for the single-process reference); `... OUT MICRO_BATCH` accumulates
-gradients over micro-batches of that many samples."""
+gradients over micro-batches of that many samples; `... OUT auto` chooses the micro-batch from the free memory
+(``choose_micro_batch``), faked per rank: plenty on rank 0, next to none on the others, and writes what each rank
+chose to OUT/micro_RANK.json."""
 
 import json
 import sys
@@ -9,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lib.common import distributed
+from lib.common import distributed, memory
 from lib.common.trainer import epoch_loader, fit
 
 N, GLOBAL_BATCH, EPOCHS = 48, 8, 2
@@ -32,6 +34,13 @@ def main(out, micro_batch=None):
         return F.mse_loss(m(xb), yb)
 
     loader = epoch_loader(ds, distributed.per_rank_batch(GLOBAL_BATCH), seed=3)
+    if micro_batch == "auto":
+        free = 1e15 if rank == 0 else 1.0
+        memory.device_memory = lambda device: (free, 1e15)
+        micro_batch, info = memory.choose_micro_batch(None, loader, model, loss_fn, device, progress=False)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, f"micro_{rank}.json").write_text(json.dumps({k: info[k] for k in ("micro_batch", "fits_here")}))
+        seen.clear()  # the chooser's one-sample forward pass is not training
     hist = fit(
         model,
         loader,
@@ -56,4 +65,5 @@ def main(out, micro_batch=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    arg = sys.argv[2] if len(sys.argv) > 2 else None
+    main(sys.argv[1], None if arg is None else arg if arg == "auto" else int(arg))

@@ -58,6 +58,18 @@ def test_micro_batches_under_torchrun_match_whole_batches(tmp_path):
 
 
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun not found")
+def test_ranks_agree_on_the_micro_batch(tmp_path):
+    """micro_batch None under torchrun: each rank estimates from its own free memory (faked: plenty on rank 0,
+    next to none on rank 1, so alone they would pick 4 and 1), then all take the smallest, so every rank runs
+    the same number of forward passes per step (SyncBatchNorm on CUDA hangs otherwise)."""
+    ddp = _run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "tests.integration.ddp_worker"], tmp_path, "auto")
+    chosen = [json.loads((tmp_path / f"micro_{r}.json").read_text()) for r in (0, 1)]
+    assert [c["fits_here"] for c in chosen] == [GLOBAL_BATCH // 2, 1]  # what each rank would pick alone
+    assert [c["micro_batch"] for c in chosen] == [1, 1]
+    assert ddp["world"] == 2 and len(ddp["history"]) == EPOCHS
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun not found")
 def test_unet_cli_under_torchrun(tiny_root, tmp_path):
     out = tmp_path / "unet"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

@@ -22,7 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PROFILES = sorted(p.name for p in (ROOT / "params").iterdir() if p.is_dir())
 SETUP_CELL = ROOT / "notebooks" / "setup_cell.py"
-COMMON = {"profile", "data_root", "run_dir", "seed", "policy"}  # run_all.sh and common.yaml pass these
+COMMON = {
+    "profile",
+    "data_root",
+    "run_dir",
+    "seed",
+    "policy",
+    "cache_dir",
+    "max_bad_fraction",
+}  # every notebook reads these
 
 
 def parameters(nb_path):
@@ -114,26 +122,30 @@ def test_parameters_cell_holds_the_common_keys(nb_path):
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_data_load_uses_the_common_policy(nb_path):
-    """One packing policy for the whole run: every call that packs a split (load_split, and the trainers that
-    call it) passes the notebook's `policy` parameter, so no later notebook silently repacks with the default."""
-    loaders = {"load_split", "train_unet", "train_simvp", "finetune_simvp"}
-    calls = 0
+def test_every_data_load_reads_through_the_common_data_source(nb_path):
+    """One way of reading the data for the whole run: each notebook builds one DataSource from its common
+    parameters (policy, cache_dir, max_bad_fraction), packs splits only through it and hands it to the trainers,
+    so no later notebook silently repacks with a default policy or reads another cache."""
+    sources, loads = 0, 0
     for c in nbformat.read(nb_path, as_version=4).cells:
         if c.cell_type != "code" or "parameters" in c.metadata.get("tags", []):
             continue
         for node in ast.walk(ast.parse(c.source)):
-            if isinstance(node, ast.Call):
-                f = node.func
-                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-                if name in loaders:
-                    calls += 1
-                    kw = {k.arg: k.value for k in node.keywords}
-                    assert isinstance(kw.get("policy"), ast.Name) and kw["policy"].id == "policy", (
-                        f"{nb_path.name}: `{ast.unparse(node)}` does not pass policy=policy"
-                    )
-    if nb_path.name[:2] in {"00", "01", "02", "03", "04", "05", "06", "07"}:
-        assert calls, f"{nb_path.name} loads no split"
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            assert name != "load_split", f"{nb_path.name}: `{ast.unparse(node)}` bypasses the DataSource"
+            if name == "DataSource":
+                sources += 1
+                kw = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                assert kw == {k: k for k in ("policy", "cache_dir", "max_bad_fraction")}, ast.unparse(node)
+            if name == "split" and ast.unparse(f.value) == "source":
+                loads += 1
+            if name in {"train_unet", "train_simvp", "finetune_simvp"}:
+                assert "source" in [ast.unparse(a) for a in node.args], f"{nb_path.name}: {ast.unparse(node)}"
+    assert sources == 1, f"{nb_path.name} builds {sources} DataSources"
+    assert loads or nb_path.name.startswith(("02", "04")), f"{nb_path.name} loads no split"
 
 
 def test_common_policy_is_in_every_profile():
@@ -205,6 +217,13 @@ def test_notebook_defaults_equal_the_library_defaults(stem, module, name):
     assert len(shared) >= 5
     differ = {k: (nb[k], lib_defaults[k]) for k in shared if nb[k] != lib_defaults[k]}
     assert not differ, f"{stem}.ipynb vs {module}.{name} (notebook, library): {differ}"
+
+
+def test_notebook_reading_defaults_equal_the_library_defaults():
+    """The parameters cells' limit on bad videos is lib/data/dataset.py's default (written once there)."""
+    from lib.data.dataset import MAX_BAD_FRACTION
+
+    assert parameters(NOTEBOOKS[0])["max_bad_fraction"] == MAX_BAD_FRACTION
 
 
 # --------------------------------------------------------------------------- the set-up cell

@@ -69,12 +69,23 @@ def plant(root):
 def quirk_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("quirks")
     root = tmp / "data"
-    prepare.prepare_dataset(root, COUNTS, seed=0, workers=2, progress=False)
+    prepare.prepare_dataset(root, COUNTS, seed=0, workers=2, progress=False, generate=True)
     plant(root)
-    over = {"data_root": str(root), "n_hidden": COUNTS["hidden"], "policy": "pad"}
+    # a quarter to three quarters of each split is bad here: far over the default limit (see the next test)
+    over = {"data_root": str(root), "n_hidden": COUNTS["hidden"], "policy": "pad", "max_bad_fraction": 1.0}
     proc = run_all("smoke", tmp / "run", over, timeout=2400)
     assert proc.returncode == 0, f"run_all.sh smoke on the quirks failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return tmp, root, tmp / "run"
+
+
+def test_the_default_limit_stops_at_notebook_00_naming_the_bad_videos(quirk_run):
+    """With the default max_bad_fraction (5%) these splits are too bad to train or submit on: notebook 00 stops."""
+    tmp, root, _ = quirk_run
+    over = {"data_root": str(root), "n_hidden": COUNTS["hidden"], "policy": "pad"}
+    proc = run_all("smoke", tmp / "strict", over, timeout=600, only="00")
+    assert proc.returncode == 1 and "FAILED: 00_synthetic_data" in proc.stderr
+    log = (tmp / "strict" / "logs" / "00_synthetic_data.log").read_text()
+    assert "TooManyBad" in log and "more than max_bad_fraction=0.05" in log and "video_" in log
 
 
 def test_nothing_crashes_and_provenance_is_written(quirk_run):
@@ -93,7 +104,7 @@ def test_one_prediction_per_hidden_folder_in_numeric_order(quirk_run):
     folders = data.hidden_ids(root)
     assert folders == [15000, 15001, 15002, 15003]  # video_015002 and the stray video_notes, Thumbs.db
     m = read_metrics(run, "07_predict_hidden")
-    sub = torch.load(m["submission"], weights_only=True)
+    sub = torch.load(run / m["submission"], weights_only=True)
     assert sub["ids"].tolist() == folders and sub["masks"].shape == (4, 160, 240)
     assert m["hidden_videos"] == m["hidden_folders"] == 4 and m["hidden_iou"] is not None  # scored on all 4
     assert not sub["masks"][3].any()  # no readable frame: all background

@@ -27,7 +27,7 @@ def real_run(tmp_path_factory):
     smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
     counts = {s: smoke[f"n_{s}"] for s in ("train", "val", "unlabeled", "hidden")}
     root = tmp / "data"
-    prepare.prepare_dataset(root, counts, seed=0, workers=2, progress=False)
+    prepare.prepare_dataset(root, counts, seed=0, workers=2, progress=False, generate=True)
     for name in GENERATED_ONLY:
         p = root / name
         if p.is_dir():
@@ -59,4 +59,4 @@ def test_smoke_pipeline_runs_on_real_layout_data(real_run):
     assert "not generated" in log and "U-Net labels of unlabeled instead" in log
     # 07: a submission, no hidden score (no hidden_answers.npz)
     m7 = read_metrics(run, "07_predict_hidden")
-    assert Path(m7["submission"]).is_file() and m7["hidden_iou"] is None and m7["hidden_ci"] is None
+    assert (run / m7["submission"]).is_file() and m7["hidden_iou"] is None and m7["hidden_ci"] is None

@@ -4,6 +4,7 @@ Each notebook's numbers get a floor that a broken stage would miss, not only 0 <
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,24 @@ def test_run_all_stops_at_first_failure(smoke_run, tmp_path):
     assert not (tmp_path / "run" / "notebooks" / "01_explore.ipynb").exists()
 
 
+def test_a_copied_run_folder_uses_its_own_files(smoke_run, tmp_path):
+    """Notebook 07 rerun in a copy of the run folder with the original moved away: the paths that notebooks 05
+    and 06 stored (the fine-tuned checkpoint, the object predictor's) are the copy's own."""
+    tmp, _ = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp / "run", copy)
+    away = tmp / "run-moved-away"
+    (tmp / "run").rename(away)
+    try:
+        proc = run_all("smoke", copy, {"data_root": str(tmp / "data")}, timeout=600, only="07")
+    finally:
+        away.rename(tmp / "run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not Path(read_metrics(copy, "05_finetune")["checkpoint"]).is_absolute()
+    m7 = read_metrics(copy, "07_predict_hidden")
+    assert not Path(m7["submission"]).is_absolute() and (copy / m7["submission"]).is_file()
+
+
 def test_notebook_01_figures_and_metrics(smoke_run):
     tmp, _ = smoke_run
     m = read_metrics(tmp / "run", "01_explore")
@@ -115,7 +134,7 @@ def test_notebooks_04_05_simvp_and_finetune(smoke_run):
     # with the copy prior, an untrained SimVP is the copy baseline; a broken rollout falls below it
     assert m4["val_table"]["SimVP rollout (U-Net masks in)"] >= m4["val_table"]["copy frame 11 (U-Net mask)"] - 0.02
     m5 = read_metrics(run, "05_finetune")
-    assert set(m5["histories"]) == {"ce", "ce+jaccard"} and Path(m5["checkpoint"]).is_file()
+    assert set(m5["histories"]) == {"ce", "ce+jaccard"} and (run / m5["checkpoint"]).is_file()
     assert (tmp / "run" / "figures" / "05_schedule.png").is_file()
 
 
@@ -152,7 +171,7 @@ def test_notebook_07_submission_contract(smoke_run):
     tmp, _ = smoke_run
     m = read_metrics(tmp / "run", "07_predict_hidden")
     smoke = yaml.safe_load((ROOT / "params/smoke/00_synthetic_data.yaml").read_text())
-    sub = torch.load(m["submission"], weights_only=True)
+    sub = torch.load(tmp / "run" / m["submission"], weights_only=True)  # relative to the run folder
     check_submission(sub, smoke["n_hidden"], data_root=tmp / "data")  # one mask per hidden folder on disk
     assert sub["ids"].tolist() == [15000 + i for i in range(smoke["n_hidden"])]
     assert m["submission_report"]["ids_match_folders"] and m["submission_report"]["fallbacks"] == []

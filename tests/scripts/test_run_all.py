@@ -1,5 +1,6 @@
 """run_all.sh, run as a user runs it, with papermill stood in for: what stops a run before its first notebook
-(an unknown key, an ONLY that names no notebook), the ONLY spellings, and the parameters each notebook gets.
+(an unknown key, an ONLY that names no notebook, a second run on the same folder), the ONLY spellings, and the
+parameters each notebook gets.
 
 scripts/setup/env.sh puts $VENV/bin first on PATH, so the stand-in lives in a stand-in VENV: its `python` runs
 this interpreter and its `papermill` records which notebook it got with which parameters, then writes an
@@ -8,8 +9,10 @@ executed notebook holding them (what lib/common/provenance.py reads). Each run t
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
 
 PAPERMILL = f"""#!{sys.executable}
-import json, os, sys, yaml
+import json, os, sys, time, yaml
 args, params = sys.argv[1:], {{}}
 for i, a in enumerate(args):
     if a == "-f":
@@ -30,6 +33,7 @@ with open(os.environ["FAKE_CALLS"], "a") as f:
     f.write(json.dumps({{"notebook": os.path.basename(args[0])[:-6], "args": args, "parameters": params}}) + "\\n")
 nb = {{"cells": [], "metadata": {{"papermill": {{"parameters": params}}}}, "nbformat": 4, "nbformat_minor": 5}}
 json.dump(nb, open(args[1], "w"))
+time.sleep(float(os.environ.get("FAKE_SECONDS", "0")))  # a notebook that takes a while
 """
 
 
@@ -139,3 +143,65 @@ def test_each_notebook_gets_one_checked_file_in_the_run_folder(fake, tmp_path):
     )
     assert got["02_unet"]["parameters"]["epochs"] == 1 and "n_train" not in got["02_unet"]["parameters"]
     assert got["02_unet"]["parameters"]["width"] == 4  # params/smoke/02_unet.yaml
+
+
+def test_a_second_run_on_the_same_folder_stops_naming_the_first(fake, tmp_path):
+    """Two run_all.sh on one run folder: the second stops at once (exit 3), naming the first's process, and
+    writes nothing there; once the first has ended, the folder is free again."""
+    env, calls = fake
+    run = tmp_path / "run"
+    first = subprocess.Popen(
+        ["bash", str(ROOT / "run_all.sh"), "smoke", str(run)],
+        cwd=ROOT,
+        env={**env, "ONLY": "2 3", "FAKE_SECONDS": "30"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so that it can be stopped with its notebook
+    )
+    try:
+        for _ in range(300):  # until the first is inside its first notebook
+            if called(calls):
+                break
+            time.sleep(0.1)
+        assert called(calls), "the first run never started a notebook"
+        given = (run / "parameters" / "02_unet.yaml").read_text()
+        start = time.monotonic()
+        second = run_all(env, run, ONLY="4")
+        assert second.returncode == 3 and time.monotonic() - start < 20
+        assert f"{run} is in use by another run" in second.stderr
+        assert f'"pid": {first.pid}' in second.stderr and "run_all.sh smoke" in second.stderr
+        assert [c["notebook"] for c in called(calls)] == ["02_unet"]  # the second started nothing
+        assert (run / "parameters" / "02_unet.yaml").read_text() == given
+        assert not (run / "parameters" / "04_simvp.yaml").exists()
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the run and its notebook: the notebook alone would keep the lock
+        first.wait()
+    third = run_all({**env, "FAKE_SECONDS": "0"}, run, ONLY="4")
+    assert third.returncode == 0, third.stderr[-2000:]
+
+
+def test_a_run_folder_held_by_another_process_is_refused(fake, tmp_path):
+    """The lock is the same flock that lib/common/lock.py takes, so a Python process holding it blocks a run."""
+    env, calls = fake
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run / ".lock")], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = run_all(env, run)
+        assert proc.returncode == 3 and f'"pid": {holder.pid}' in proc.stderr
+        assert not called(calls) and not (run / "parameters").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD = """
+import sys, time
+from lib.common import lock
+with lock.hold(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(60)
+"""

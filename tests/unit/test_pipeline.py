@@ -127,6 +127,7 @@ def test_a_learned_selection_loads_its_checkpoint_with_the_unet_reading(tmp_path
     chosen = pipeline.ObjectPredictor.of_model("learned", model, tmp_path / "last.pt").for_inputs("unet")
     chosen.save(tmp_path / "sel.json")
     sel = json.loads((tmp_path / "sel.json").read_text())
+    assert sel["checkpoint"] == "last.pt"  # relative to the file's folder: a copied run folder uses its own
     assert sel["kwargs"] == {} and (sel["min_area"], sel["denoise"], sel["size_b"]) == (20, True, 0.004)
     loaded = pipeline.ObjectPredictor.load(tmp_path / "sel.json")
     assert loaded.model.cfg["min_area"] == 20 and loaded.model.cfg["denoise"] is True
@@ -135,6 +136,11 @@ def test_a_learned_selection_loads_its_checkpoint_with_the_unet_reading(tmp_path
     model.cfg.update(min_area=20, denoise=True)
     want = learned.predict_split_learned(model, masks, device="cpu", progress=False)
     np.testing.assert_array_equal(loaded.predict(masks), want)
+    copy = tmp_path / "copy"  # the folder copied elsewhere, the original gone: the copy loads its own checkpoint
+    copy.mkdir()
+    for name in ("sel.json", "last.pt"):
+        (tmp_path / name).rename(copy / name)
+    assert pipeline.ObjectPredictor.load(copy / "sel.json").checkpoint == copy / "last.pt"
 
 
 def test_choose_predictor_picks_on_val_and_predicts_through_the_chosen_object(monkeypatch):

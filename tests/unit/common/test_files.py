@@ -64,3 +64,14 @@ def test_labels_are_fsynced_before_their_final_name_appears(tiny_root, tmp_path,
         "fsync",
         str(tmp_path),
     )
+
+
+def test_temp_glob_finds_the_temporary_files_of_atomic_path(tmp_path):
+    """The temporary files are recognisable, so a later run can remove those a killed run left
+    (lib/common/disk.py)."""
+    with files.atomic_path(tmp_path / "frames.npy") as tmp:
+        tmp.write_bytes(b"x")
+        assert list(tmp_path.glob(files.temp_glob("frames.npy"))) == [tmp]
+        assert list(tmp_path.glob(files.temp_glob())) == [tmp]
+        assert list(tmp_path.glob(files.temp_glob("masks.npy"))) == []
+    assert list(tmp_path.glob(files.temp_glob())) == [] and (tmp_path / "frames.npy").read_bytes() == b"x"

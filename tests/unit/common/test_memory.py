@@ -226,6 +226,7 @@ def test_choose_micro_batch_fits_the_free_memory(monkeypatch):
         fake_memory(monkeypatch, free)
         mb, info = memory.choose_micro_batch(None, loader, model, seg_loss, "cpu", progress=False)
         assert mb == n and info["accumulation_steps"] == math.ceil(8 / n)
+        assert info["fits"] == info["fits_here"] == n  # one process: nothing to agree with
     fake_memory(monkeypatch, 1e15)
     assert memory.choose_micro_batch(None, loader, model, seg_loss, "cpu", progress=False)[0] == 8
     fake_memory(monkeypatch, 1.0)  # nothing fits: one at a time (and fit reports it if that fails)

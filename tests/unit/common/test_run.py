@@ -31,3 +31,14 @@ def test_relative_run_folders_resolve_from_the_project_root():
     from lib.common.paths import PROJ_ROOT
 
     assert RunFolder("runs/x").root == PROJ_ROOT / "runs" / "x"
+
+
+def test_paths_are_stored_relative_to_the_run_folder(tmp_path):
+    """A run file stores paths inside the run relative to it, so a copied or moved run folder uses its own files."""
+    run = RunFolder(tmp_path / "run")
+    stored = run.relative(run.simvp_checkpoint)
+    assert stored == "simvp/best.pt"
+    moved = RunFolder(tmp_path / "moved")
+    assert moved.path(stored) == tmp_path / "moved" / "simvp" / "best.pt"
+    outside = tmp_path / "elsewhere" / "best.pt"
+    assert run.relative(outside) == str(outside) and run.path(str(outside)) == outside  # older runs: absolute

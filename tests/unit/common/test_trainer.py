@@ -1,7 +1,13 @@
 """The training loop: exact resume, best checkpoint, atomic writes, config checks (tiny CPU runs)."""
 
 import json
+import math
 import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,14 +15,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from lib.common import lock, trainer
 from lib.common.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from lib.common.device import inference_dtype
 from lib.common.metrics import jaccard
-from lib.common.trainer import EpochSampler, epoch_loader, fit
+from lib.common.trainer import RUN_FILES, EpochSampler, epoch_loader, fit
 from lib.segmentation.augment import Augment
 from lib.segmentation.unet import UNet
 
 C = 4
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -199,7 +207,8 @@ def test_monitor_min(tmp_path):
 
 def test_checkpoints_atomic_and_logs(straight):
     out, _, hist = straight
-    assert sorted(os.listdir(out)) == ["best.pt", "last.pt", "log.csv", "log.json"]
+    assert sorted(os.listdir(out)) == [".lock", "best.pt", "last.pt", "log.csv", "log.json"]
+    assert (out / ".lock").read_text() == ""  # released: nobody holds it
     ck = read_checkpoint(out / "last.pt")
     assert set(ck) >= {"model", "optimizer", "scheduler", "scaler", "epoch", "config", "history", "best", "rng"}
     assert set(ck["rng"]) == {"torch", "numpy", "python", "cuda"}
@@ -304,13 +313,174 @@ def test_resume_refuses_a_checkpoint_made_on_other_data(tmp_path):
 
 
 def test_unet_training_records_its_data_and_refuses_other_data(tiny_root, tmp_path):
+    from lib.data.source import DataSource
     from lib.segmentation.training import train_unet
     from tests.unit.data.test_dataset import _break
 
+    source = DataSource(str(tiny_root), max_bad_fraction=1.0)  # the broken video below is 1 of 2 val videos
     small = dict(width=4, depth=2, epochs=2, batch_size=2, steps_per_epoch=1, eval_videos=1, eval_frames=1)
-    train_unet(tiny_root, tmp_path, progress=False, device="cpu", crop=[48, 64], **small)
+    train_unet(source, tmp_path, progress=False, device="cpu", crop=[48, 64], **small)
     ck = read_checkpoint(tmp_path / "last.pt")
     assert set(ck["data"]) == {"train", "val"}
     _break(tiny_root, "short_mask")  # the val data change
     with pytest.raises(CheckpointError, match="other data .*differing: val"):
-        train_unet(tiny_root, tmp_path, progress=False, device="cpu", crop=[48, 64], **{**small, "epochs": 2})
+        train_unet(source, tmp_path, progress=False, device="cpu", crop=[48, 64], **{**small, "epochs": 2})
+
+
+# ------------------------------------------------------------------------------------ losses that are not finite
+@pytest.fixture
+def scaler_on_cpu(monkeypatch):
+    """The CUDA path's GradScaler on the CPU (torch.amp.GradScaler("cpu") works with float32 since torch 2.3):
+    its scale, skipped steps and state in the checkpoint, without a GPU."""
+    monkeypatch.setattr(trainer, "_SCALER_ON_CPU", True)
+
+
+def test_gradient_scaler_on_cpu_trains_exactly_as_without(straight, tmp_path, scaler_on_cpu):
+    """The scale is a power of 2, so scaling and unscaling float32 gradients is exact: with the scaler the same
+    weights and losses as without, also through a resume (the scaler's state is in the checkpoint). The checks
+    on skipped steps only observe."""
+    _, m1, h1 = straight
+    run(tmp_path, stop_after=2)
+    assert read_checkpoint(tmp_path / "last.pt")["scaler"]["scale"] == 65536.0
+    m2, h2 = run(tmp_path)
+    assert_same(m1, h1, m2, h2)
+
+
+def test_nan_loss_under_the_gradient_scaler_stops_at_the_epoch_end(tmp_path, scaler_on_cpu):
+    """Under amp the loss is not checked step by step (the scaler skips the steps it overflows); one nan step
+    makes the epoch's mean loss nan, and that stops the run instead of logging train_loss=nan and going on."""
+    calls = {"n": 0}
+
+    def nan_once(model, batch, device):
+        calls["n"] += 1
+        loss = loss_fn(model, batch, device)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    with pytest.raises(FloatingPointError) as e:
+        _run_with(tmp_path, nan_once)
+    assert str(e.value).startswith(f"the mean train loss of epoch 1 is nan in the run in {tmp_path}:")
+    assert "Try a lower lr, or amp=False (float32)" in str(e.value)
+    assert calls["n"] == 3 and not (tmp_path / "last.pt").exists()  # the whole epoch ran; nothing was saved
+
+
+def test_scaler_skipping_every_step_stops_after_max_skipped_steps(tmp_path, scaler_on_cpu):
+    """Gradients that overflow at every scale (finite loss, so the epoch means stay finite): the scaler skips
+    every step and the weights never change; fit stops after ``max_skipped_steps`` in a row. Skipped steps that
+    end (as at the start of every float16 run, while the scaler lowers its scale) only reset the count."""
+    calls = {"n": 0}
+
+    def inf_grads(first_n):
+        def lf(model, batch, device):
+            calls["n"] += 1
+            x, y = batch
+            out = model(x.to(device))
+            if calls["n"] <= first_n:
+                out.register_hook(lambda g: torch.full_like(g, math.inf))
+            return F.cross_entropy(out, y.to(device))
+
+        return lf
+
+    torch.manual_seed(0)
+    model, loader = Net(), epoch_loader(TensorDataset(*make_data()), batch_size=4, seed=3)
+    start = {k: v.clone() for k, v in model.named_parameters()}
+    kw = dict(progress=False, max_skipped_steps=4)
+    fit(model, loader, inf_grads(99), evaluate, tmp_path / "a", {}, 4, stop_after=1, **kw)
+    assert read_checkpoint(tmp_path / "a" / "last.pt")["skipped"] == 3  # epoch 1's mean loss was finite
+    with pytest.raises(FloatingPointError) as e:  # resumed (in chunks): 3 steps an epoch, the 4th is epoch 2's first
+        fit(model, loader, inf_grads(99), evaluate, tmp_path / "a", {}, 4, **kw)
+    said = "the gradient scaler skipped the last 4 optimizer steps in a row (epoch 2 step 0 of the run in"
+    assert str(e.value).startswith(f"{said} {tmp_path / 'a'}):")
+    assert "at every loss scale down to 4096" in str(e.value) and "amp=False (float32)" in str(e.value)
+    assert all(torch.equal(v, start[k]) for k, v in model.named_parameters())
+    calls["n"] = 0
+    hist = fit(Net(), loader, inf_grads(3), None, tmp_path / "b", {}, 2, monitor="train_loss", mode="min", **kw)
+    assert len(hist) == 2 and read_checkpoint(tmp_path / "b" / "last.pt")["scaler"]["scale"] == 65536 / 8
+    with pytest.raises(ValueError, match="max_skipped_steps must be a positive int, not 0"):
+        fit(Net(), loader, loss_fn, None, tmp_path / "c", {}, 1, monitor="train_loss", max_skipped_steps=0)
+
+
+def test_nan_loss_without_scaler_stops_at_the_step(tmp_path):
+    calls = {"n": 0}
+
+    def nan_at_5(model, batch, device):
+        calls["n"] += 1
+        return loss_fn(model, batch, device) * (float("nan") if calls["n"] == 5 else 1.0)
+
+    with pytest.raises(FloatingPointError) as e:
+        _run_with(tmp_path, nan_at_5)
+    assert str(e.value) == f"loss is nan at epoch 2 step 1 of the run in {tmp_path}; try a lower lr (or grad_clip)"
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+# ------------------------------------------------------------------------------------ the training folder
+def test_a_fresh_start_removes_the_previous_runs_files(tmp_path):
+    """resume=False (or no last.pt) starts over: the previous run's best.pt, last.pt and logs are gone before
+    training, so a crash in the new run's first epoch, or a metric that never improves, leaves no stale best.pt
+    to be read as the new run's."""
+    run(tmp_path, epochs=1)
+    assert all((tmp_path / name).exists() for name in RUN_FILES)
+
+    def crash(model, batch, device):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            Net(),
+            epoch_loader(TensorDataset(*make_data()), batch_size=4),
+            crash,
+            evaluate,
+            tmp_path,
+            {},
+            1,
+            resume=False,
+            progress=False,
+        )
+    assert not [name for name in RUN_FILES if (tmp_path / name).exists()]
+
+    run(tmp_path / "b", epochs=1)
+    (tmp_path / "b" / "last.pt").unlink()  # nothing to resume (resume=True): a fresh start too
+
+    def nan_metric(model, device):  # never an improvement: this run writes no best.pt
+        return {"val_iou": float("nan")}
+
+    loader = epoch_loader(TensorDataset(*make_data()), batch_size=4)
+    fit(Net(), loader, loss_fn, nan_metric, tmp_path / "b", {}, 1, progress=False)
+    assert not (tmp_path / "b" / "best.pt").exists() and (tmp_path / "b" / "last.pt").exists()
+
+
+def test_a_second_process_on_the_training_folder_is_refused(tmp_path):
+    """Two runs on one folder would both resume from and overwrite last.pt: while another process (a real one)
+    holds the folder's lock, fit raises lock.Busy at once, naming that process, before training anything."""
+    holder = (
+        "import sys, time\n"
+        "from lib.common import lock\n"
+        "with lock.hold(sys.argv[1], 'x'):\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path / ".lock")], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert p.stdout.readline() == "ready\n"
+        calls = []
+        t0 = time.time()
+        with pytest.raises(lock.Busy) as e:
+            _run_with(tmp_path, lambda *a: calls.append(1))
+        assert time.time() - t0 < 10 and not calls and not (tmp_path / "last.pt").exists()
+        assert str(e.value).startswith(f"the training folder {tmp_path} is in use by process {p.pid} on ")
+    finally:
+        p.kill()
+        p.wait()
+    _, hist = run(tmp_path, epochs=1)  # the holder is gone (killed): its lock went with it
+    assert len(hist) == 1
+
+
+def test_torch_floor_is_2_6():
+    """torch.load(weights_only=True), which reads every checkpoint (lib/common/checkpoint.py), can be bypassed
+    in torch 2.5.1 and older (CVE-2025-32434): pyproject.toml requires 2.6 or newer."""
+    text = (ROOT / "pyproject.toml").read_text()
+    floor = re.search(r'^\s*"torch>=([0-9.]+)"', text, re.M)
+    assert floor, "no torch>=... requirement in pyproject.toml"
+    assert tuple(int(x) for x in floor.group(1).split(".")[:2]) >= (2, 6)

@@ -1,12 +1,17 @@
 import json
+import logging
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from lib.common import disk, lock
 from lib.data import dataset as data
 from lib.segmentation import label
+from tests.unit.data.test_dataset import held_elsewhere
 
 
 class ColourModel(torch.nn.Module):
@@ -106,7 +111,7 @@ def test_stale_labels_are_refused_naming_both_or_relabelled(tiny_root, tmp_path)
     assert label.labels_meta(out, "val")["model"] == key and ids.tolist() == val.ids.tolist()
     assert label.labels_for(out, val, ckpt)[1].shape == masks.shape  # fresh now: no error
     _break(tiny_root, "short_mask")
-    padded = data.load_split(tiny_root, "val", policy="pad", progress=False)  # other data: 2 videos, not 1
+    padded = data.load_split(tiny_root, "val", policy="pad", progress=False, max_bad_fraction=1.0)  # other data
     assert padded.fingerprint != val.fingerprint
     with pytest.raises(
         label.StaleLabels, match=f"made for data '{val.fingerprint}', expected data '{padded.fingerprint}'"
@@ -176,3 +181,46 @@ def test_checkpoint_key_follows_the_content_not_the_place(tmp_path):
     assert label.checkpoint_key(a) == label.checkpoint_key(b)
     torch.save({"model": {}, "config": {}}, b)  # retrained: another model
     assert label.checkpoint_key(a) != label.checkpoint_key(b)
+
+
+def test_a_second_process_labelling_the_same_split_is_refused_at_once(tiny_root, tmp_path):
+    hidden = data.load_split(tiny_root, "hidden", progress=False)
+    with held_elsewhere(tmp_path / "hidden.lock") as pid:
+        with pytest.raises(
+            lock.Busy, match=re.escape(f"the labelling of hidden in {tmp_path} is in use by process {pid} ")
+        ):
+            label.label_split(ColourModel(), hidden, tmp_path, progress=False)
+        assert not (tmp_path / "hidden.partial.npy").exists() and not (tmp_path / "hidden.meta.json").exists()
+        val = data.load_split(tiny_root, "val", progress=False)  # another split in the same folder: its own lock
+        assert label.label_split(ColourModel(), val, tmp_path, batch_size=22, progress=False)["labelled"] == 2
+    assert label.label_split(ColourModel(), hidden, tmp_path, progress=False)["labelled"] == 2  # free again
+
+
+def test_stale_temporary_files_of_the_split_are_removed_and_the_partial_labels_kept(tiny_root, tmp_path, caplog):
+    packed = data.load_split(tiny_root, "train", progress=False)
+    with pytest.raises(label.Interrupted):
+        label.label_split(ColourModel(), packed, tmp_path, batch_size=22, progress=False, stop_after=1)
+    stale = tmp_path / ".train.done.npy.abc123.tmp"  # as a run killed while saving train.done.npy leaves it
+    stale.write_bytes(b"x" * 10000)
+    other = tmp_path / ".val.done.npy.abc123.tmp"  # another split's: maybe being written by its own run
+    other.write_bytes(b"x")
+    with caplog.at_level(logging.WARNING):
+        res = label.label_split(ColourModel(), packed, tmp_path, batch_size=22, progress=False)
+    assert res["labelled"] == 2  # resumed from train.partial.npy
+    assert not stale.exists() and other.exists()
+    assert "removed 1 temporary file left by an earlier run" in caplog.text and stale.name in caplog.text
+
+
+def test_labelling_stops_before_writing_when_the_disk_is_too_full(tiny_root, tmp_path, monkeypatch):
+    hidden = data.load_split(tiny_root, "hidden", progress=False)
+    free = 10 * 2**20
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: SimpleNamespace(total=2**40, used=2**40, free=free))
+    with pytest.raises(disk.NotEnoughSpace) as e:
+        label.label_split(ColourModel(), hidden, tmp_path / "labels", progress=False)
+    need = 2 * 11 * 160 * 240
+    assert str(e.value) == (
+        f"{tmp_path / 'labels'}: not enough free disk space for the labels of 2 videos of hidden: it needs {disk.human(need)} "
+        f"(+{disk.human(disk.MARGIN)} to spare), {disk.human(free)} is free there. Free some space on that disk, "
+        "or write elsewhere"
+    )
+    assert [f.name for f in (tmp_path / "labels").iterdir()] == ["hidden.lock"]  # nothing else left behind
