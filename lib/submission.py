@@ -6,6 +6,11 @@ ids, written atomically (fsynced) and checked on reload. It holds one mask per `
 id, and ``score_hidden`` refuses to score a subset of the answers. Hidden videos with bad frames are predicted
 from what they have (lib/data/dataset.py, ``read_hidden``); ``submission_report`` lists them with the fallback
 used. Notebook 07 writes it from the predictor lib/pipeline.py chooses.
+
+The course's grader reads another file: one tensor of frame-22 masks, uint8 (N, 160, 240), the hidden videos in
+the numeric order of their ids, without the ids (``save_grader_file``). It is written from the checked
+``{ids, masks}`` submission, so its row i is the video of the i-th smallest hidden folder id, and checked against
+the hidden folders on disk (one row per folder) on reload.
 """
 
 from pathlib import Path
@@ -20,17 +25,50 @@ from lib.common.paths import resolve
 from lib.data import dataset as data
 
 
-def save_submission(path, ids, masks, expected_ids=None):
-    """Write the submission atomically after checking it (against ``expected_ids``, the hidden folders' ids, when
-    given: ``data.hidden_ids(data_root)``); returns the path. Nothing is written when a check fails."""
+def make_submission(ids, masks, expected_ids=None):
+    """The submission ``{"ids", "masks"}`` in numeric order of the ids, checked (against ``expected_ids``, the
+    hidden folders' ids, when given: ``data.hidden_ids(data_root)``)."""
     ids = np.asarray(ids, np.int64)
     masks = np.asarray(masks)
     order = np.argsort(ids, kind="stable")
     sub = {"ids": torch.from_numpy(ids[order]), "masks": torch.from_numpy(masks[order].astype(np.uint8))}
     check_submission(sub, len(ids), expected_ids=expected_ids)
+    return sub
+
+
+def save_submission(path, ids, masks, expected_ids=None):
+    """Write the submission atomically after checking it (``make_submission``); returns the path. Nothing is
+    written when a check fails."""
+    sub = make_submission(ids, masks, expected_ids)
     torch_save(path, sub)
     check_submission(load_submission(path), len(ids), expected_ids=expected_ids)
     return Path(path)
+
+
+def save_grader_file(path, sub, expected_ids):
+    """Write the grader's file: ``sub["masks"]`` alone, one uint8 (160, 240) mask per hidden folder in the numeric
+    order of ``expected_ids`` (the ids of the hidden folders on disk); ``sub`` is checked against them first and
+    the file on reload (``check_grader_file``). Returns the path."""
+    check_submission(sub, expected_ids=expected_ids)
+    torch_save(path, sub["masks"].to(torch.uint8).contiguous())
+    check_grader_file(load_submission(path), expected_ids, sub)
+    return Path(path)
+
+
+def check_grader_file(masks, expected_ids, sub=None):
+    """Raises ValueError naming what is wrong with a grader's file: not one uint8 tensor (N, 160, 240), class
+    ids out of range, a number of masks other than the number of hidden folders, or (given the ``{ids, masks}``
+    submission it was made from) rows that are not its masks in its numeric order."""
+    if not isinstance(masks, torch.Tensor):
+        raise ValueError(f"the grader's file must hold one tensor, got {type(masks).__name__}")
+    if masks.dtype != torch.uint8 or masks.ndim != 3 or tuple(masks.shape[1:]) != (data.H, data.W):
+        raise ValueError(f"the grader's file holds {masks.dtype} {tuple(masks.shape)}, expected uint8 (N, 160, 240)")
+    if masks.numel() and int(masks.max()) >= NUM_CLASSES:
+        raise ValueError(f"class ids up to {int(masks.max())}, outside 0..{NUM_CLASSES - 1}")
+    if masks.shape[0] != len(expected_ids):
+        raise ValueError(f"the grader's file has {masks.shape[0]} masks for {len(expected_ids)} hidden video folders")
+    if sub is not None and not torch.equal(masks, sub["masks"].to(torch.uint8)):
+        raise ValueError("the grader's file is not the submission's masks in the numeric order of the hidden ids")
 
 
 def load_submission(path):

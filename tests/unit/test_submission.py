@@ -79,3 +79,40 @@ def test_check_submission_against_the_hidden_folders(tiny_root, tmp_path):
     with pytest.raises(ValueError, match="missing video_00009"):
         submission.save_submission(tmp_path / "s.pt", [15001], _masks(1), expected_ids=data.hidden_ids(tiny_root))
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_grader_file_is_the_masks_in_numeric_order_of_the_hidden_folders(tmp_path):
+    """The grader's file: one uint8 (N, 160, 240) tensor, row i the video of the i-th smallest hidden id."""
+    masks = _masks(3)
+    for i in range(3):
+        masks[i, 0, 0] = i + 1  # tells the rows apart
+    sub = submission.make_submission([15010, 15002, 15100], masks, expected_ids=[15002, 15010, 15100])
+    path = submission.save_grader_file(tmp_path / "grader.pt", sub, [15100, 15002, 15010])
+    got = torch.load(path, weights_only=True)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.uint8 and got.shape == (3, 160, 240)
+    assert got[:, 0, 0].tolist() == [2, 1, 3]  # 15002, 15010, 15100
+    with pytest.raises(ValueError, match="missing video_15200"):  # checked against the folders before writing
+        submission.save_grader_file(tmp_path / "other.pt", sub, [15002, 15010, 15100, 15200])
+    assert not (tmp_path / "other.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "masks, msg",
+    [
+        (torch.zeros(2, 160, 240, dtype=torch.uint8), "2 masks for 3 hidden video folders"),
+        (torch.zeros(3, 160, 240, dtype=torch.int64), "expected uint8"),
+        (torch.zeros(3, 240, 160, dtype=torch.uint8), "expected uint8 \\(N, 160, 240\\)"),
+        (torch.full((3, 160, 240), 49, dtype=torch.uint8), "outside 0..48"),
+        ({"masks": torch.zeros(3, 160, 240, dtype=torch.uint8)}, "must hold one tensor"),
+    ],
+)
+def test_check_grader_file_rejects(masks, msg):
+    with pytest.raises(ValueError, match=msg):
+        submission.check_grader_file(masks, [15000, 15001, 15002])
+
+
+def test_check_grader_file_rejects_rows_out_of_order():
+    sub = submission.make_submission([1, 2], _masks(2))
+    sub["masks"][1, 0, 0] = 5
+    with pytest.raises(ValueError, match="numeric order"):
+        submission.check_grader_file(sub["masks"].flip(0), [1, 2], sub)
