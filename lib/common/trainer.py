@@ -15,6 +15,10 @@ settings, ``skipped`` the steps the gradient scaler skipped in a row, and ``data
 trains and selects on (``fit(data=...)``). Written atomically and fsynced (lib/common/files.py). Resuming refuses
 a checkpoint of another config or of other data.
 
+TensorBoard (when the ``tensorboard`` package is installed): per-step train loss and learning rate, each epoch's
+row and optional image panels (``fit(panels=...)``) in ``out_dir/tensorboard/``; tags and steps in
+lib/common/tensorboard.py.
+
 Reading checkpoints and comparing configs: lib/common/checkpoint.py; the RNG states: lib/common/rng.py; devices and
 autocast: lib/common/device.py.
 
@@ -38,6 +42,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from lib.common import lock
+from lib.common import tensorboard as tb
 from lib.common.checkpoint import RESUME_IGNORE, CheckpointError, config_diff, json_normal, read_checkpoint
 from lib.common.device import auto_device, train_autocast
 from lib.common.distributed import distributed, is_main, unwrap
@@ -246,12 +251,13 @@ def _folder_lock(out_dir):
 def _start_over(out_dir, progress):
     """A fresh start removes the previous run's checkpoints and logs (``RUN_FILES``) first: else a crash before
     this run writes its own, or a monitored metric that never improves, leaves that run's best.pt (or last.pt)
-    to be read as this run's."""
+    to be read as this run's. Its TensorBoard events go too (their curves would mix with this run's)."""
     old = [out_dir / name for name in RUN_FILES if (out_dir / name).exists()]
     for path in old:
         path.unlink()
-    if old and progress:
-        print(f"[fit] starting over in {out_dir}: removed the previous run's {', '.join(p.name for p in old)}")
+    names = [p.name for p in old] + ([tb.FOLDER + "/"] if tb.remove(out_dir) else [])
+    if names and progress:
+        print(f"[fit] starting over in {out_dir}: removed the previous run's {', '.join(names)}")
 
 
 def fit(
@@ -282,6 +288,8 @@ def fit(
     data=None,
     micro_batch=None,
     max_skipped_steps=MAX_SKIPPED_STEPS,
+    panels=None,
+    tensorboard=True,
 ):
     """Train ``model``; returns the history (one dict per epoch).
 
@@ -308,7 +316,11 @@ def fit(
       such step; with one (``amp`` on CUDA), which skips steps whose gradients overflow float16, when an epoch's
       mean train loss is not finite or after ``max_skipped_steps`` skipped steps in a row.
     - ``out_dir`` is locked for the whole call (``lock.Busy`` if another process trains in it). A fresh start
-      (``resume=False``, or no last.pt) first removes the previous run's last.pt, best.pt and logs.
+      (``resume=False``, or no last.pt) first removes the previous run's last.pt, best.pt, logs and events.
+    - ``tensorboard``: write TensorBoard events to ``out_dir/tensorboard/`` (when the package is installed; main
+      rank only; lib/common/tensorboard.py). ``panels(model, device) -> {name: image}`` (an (H, W, 3) uint8 array
+      or a (C, H, W) float tensor in 0..1) adds images once per epoch, e.g. a few val samples and their
+      predictions; it runs in eval mode without gradients and its RNG draws are undone, so it changes no weights.
     """
     out_dir = Path(out_dir)
     device = auto_device(device)
@@ -345,7 +357,7 @@ def fit(
     history, best, start = [], {"monitor": monitor, "value": None, "epoch": None}, 1
 
     last_path = out_dir / "last.pt"
-    with _folder_lock(out_dir):
+    with _folder_lock(out_dir), contextlib.ExitStack() as closing:
         if resume and last_path.exists():
             ckpt = read_checkpoint(last_path)
             diff = config_diff(ckpt.get("config", {}), config, ignore)
@@ -393,6 +405,10 @@ def fit(
         # get_scale() waits for the device: one wait a step, just after the one in scaler.step(), which reads
         # whether the gradients were finite.
         scale = scaler.get_scale()
+        # TensorBoard's x axis: optimizer steps since the start of the run (a resumed run goes on from its checkpoint)
+        board = closing.enter_context(
+            tb.Board(out_dir, (start - 1) * steps + 1, enabled=tensorboard and is_main(), progress=progress)
+        )
         last_epoch = epochs if stop_after is None else min(epochs, stop_after)
         for epoch in range(start, last_epoch + 1):
             t0 = time.time()
@@ -457,8 +473,10 @@ def fit(
                     sched.step()
                 total += loss.detach().float()
                 count += 1
+                board.step((epoch - 1) * steps + i + 1, loss, lr_used)
                 if (i + 1) % log_every == 0:
                     bar.set_postfix(loss=f"{total.item() / count:.4f}")
+                    board.flush_steps()  # the device is read here anyway
             bar.close()
 
             mean_loss = total / count
@@ -508,6 +526,7 @@ def fit(
                     torch_save(out_dir / "best.pt", ckpt)
                 torch_save(last_path, ckpt)
                 _write_logs(out_dir, history)
+                board.epoch(epoch * steps, row, panels, unwrap(model), device)
                 if progress:
                     shown = {
                         k: (f"{v:.4g}" if isinstance(v, float) else v)

@@ -230,6 +230,22 @@ def _evaluator(val_in, val_true, batch_size):
     return ev
 
 
+def _panels(val_in, val_true, n=3):
+    """``fit``'s TensorBoard images for the first ``n`` eval videos: the input mask of frame 11 | the true mask of
+    frame 22 | the predicted one (the 11-step rollout that the val IoU scores), named ``val_<i>``."""
+
+    def panels(model, device):
+        from lib.viz.plots import colorize, side_by_side  # matplotlib: imported only when TensorBoard writes
+
+        pred = predict_frame22(model, val_in[:n], device)
+        return {
+            f"val_{i}": side_by_side(colorize(val_in[i, -1]), colorize(val_true[i]), colorize(p))
+            for i, p in enumerate(pred)
+        }
+
+    return panels
+
+
 def train_simvp(source, labels_dir, out_dir, *, progress=True, device=None, unet_key=None, **overrides):
     """Recipe step 2; returns (best model, history, config). Resumes from out_dir/last.pt (same data only).
     ``source``: a lib.data.source.DataSource or a data root read with the defaults; ``unet_key``: the ``checkpoint_key`` the U-Net labels must carry (None: any)."""
@@ -276,6 +292,7 @@ def train_simvp(source, labels_dir, out_dir, *, progress=True, device=None, unet
         max_steps_per_epoch=cfg["steps_per_epoch"],
         data={**fps, "val": val_fp, "labels": labels_meta_keys(labels_dir, cfg["use_unlabeled"])},
         micro_batch=micro,
+        panels=_panels(val_in, val_true),
     )
     model, config = load_simvp_checkpoint(Path(out_dir) / "best.pt", device)
     return model, history, {**config, "memory": memory}
@@ -355,6 +372,7 @@ def finetune_simvp(
             stop_after=epoch,
             data=fingerprints,
             micro_batch=micro,
+            panels=_panels(val_in, val_true),
         )
         best_epoch = max(history, key=lambda r: r["val_iou"])["epoch"]
         if cfg["patience"] and len(history) - best_epoch >= cfg["patience"]:

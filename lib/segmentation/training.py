@@ -16,6 +16,7 @@ from lib.common.losses import SegLoss
 from lib.common.memory import choose_micro_batch
 from lib.common.metrics import IoUMeter
 from lib.common.trainer import epoch_loader, fit
+from lib.data.dataset import N_INPUT
 from lib.data.source import as_source
 from lib.data.torch_datasets import FrameDataset
 from lib.segmentation.augment import Augment
@@ -131,6 +132,8 @@ def train_unet(source, out_dir, *, progress=True, device=None, **overrides):
         r = evaluate(model, val, device, ev_videos, ev_frames)
         return {"val_iou": r["val_iou"]}
 
+    panel_videos = (np.arange(len(val)) if ev_videos is None else ev_videos)[:3]
+
     step = _SegStep(SegLoss(ce=cfg["ce"], jaccard=cfg["jaccard"], lovasz=cfg["lovasz"]))
     micro, memory = choose_micro_batch(
         cfg["micro_batch"], loader, model, step, device, cpu_amp=cfg["cpu_amp"], progress=progress and is_main()
@@ -155,9 +158,27 @@ def train_unet(source, out_dir, *, progress=True, device=None, **overrides):
         max_steps_per_epoch=cfg["steps_per_epoch"],
         data={"train": train.fingerprint, "val": val.fingerprint},
         micro_batch=micro,
+        panels=_panels(val, panel_videos, min(N_INPUT, val.frames.shape[1]) - 1),
     )
     model, _ = load_unet(Path(out_dir) / "best.pt", device)
     return model, history, {**config, "memory": memory}
+
+
+def _panels(val, videos, t):
+    """``fit``'s TensorBoard images: frame ``t`` of a few fixed val videos (train_unet: frame 10, the last one the
+    forecasters read) | its true mask | the predicted one; one image per video, named by its id."""
+
+    def panels(model, device):
+        from lib.viz.plots import colorize, side_by_side  # matplotlib: imported only when TensorBoard writes
+
+        frames, true = np.asarray(val.frames[videos, t]), np.asarray(val.masks[videos, t])
+        pred = segment(model, frames, device)
+        return {
+            f"video_{val.ids[v]}": side_by_side(f, colorize(m), colorize(p))
+            for v, f, m, p in zip(videos, frames, true, pred)
+        }
+
+    return panels
 
 
 def _without(d, *keys):
