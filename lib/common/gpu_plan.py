@@ -209,6 +209,7 @@ def estimate(bench, profile="full", extra=(), cores=2):
     rows.append(
         ("07_predict_hidden", t07, f"{2 * n_val + n_hid:,} rollouts (val: two models; hidden), U-Net labels reused")
     )
+    rows.append(("08_compare_runs", None, "reads run folders, no model: seconds"))
     return rows
 
 

@@ -3,7 +3,7 @@
 Two layers:
 
 * array functions (``colorize``, ``overlay``, ``error_map``, ``side_by_side``, ``frame_panel``,
-  ``compare_panel``) turn frames and masks into uint8 RGB arrays; ``to_png_bytes`` encodes one. The
+  ``compare_panel``, ``pair_panel``) turn frames and masks into uint8 RGB arrays; ``to_png_bytes`` encodes one. The
   widgets in ``lib.viz.widgets`` only call these, so what a widget shows is tested here.
 * figure functions (``sample_grid``, ``comparison_grid``, ``class_frequency_plot``, ``histogram``,
   ``entrants_over_time_plot``) return matplotlib figures; ``save_figure`` writes one as PNG into
@@ -141,6 +141,18 @@ def compare_panel(image, true, pred, scale=1):
     """What the compare viewer shows: image | true mask | predicted mask | error map over the image.
     ``image`` may be None (masks only)."""
     out = side_by_side(image, colorize(true), colorize(pred), error_map(pred, true, image))
+    return upscale(out, scale)
+
+
+def pair_panel(image, true, pred_a, pred_b, scale=1, sep=3):
+    """What the side-by-side viewer of two runs shows, in two rows: image | prediction A | prediction B above
+    true mask | error map of A | error map of B (each column's error under its prediction). ``image`` may be None
+    (then the true mask stands alone in the first column)."""
+    h, w = np.asarray(true).shape
+    blank = np.full((h, w, 3), 255, np.uint8)
+    top = side_by_side(blank if image is None else image, colorize(pred_a), colorize(pred_b), sep=sep)
+    bottom = side_by_side(colorize(true), error_map(pred_a, true, image), error_map(pred_b, true, image), sep=sep)
+    out = np.concatenate([top, np.full((sep, top.shape[1], 3), 255, np.uint8), bottom], axis=0)
     return upscale(out, scale)
 
 

@@ -9,6 +9,8 @@ Python-side link between ``Play`` and the frame slider works with or without a b
     viewer = video_viewer(split.frames, split.masks, split.ids)
     viewer                       # last expression of a cell: shows it
 
+``compare_viewer`` shows one prediction against the truth, ``pair_viewer`` two (two runs, notebook 08).
+
 Layout: the controls sit in rows that wrap (``flex-flow: row wrap``) and the sliders have a minimum
 width, so every control stays usable in a narrow notebook (a 1000 px window with the file browser
 open); the picture shrinks to the output's width.
@@ -288,3 +290,72 @@ def compare_viewer(
     order, value = index into the arrays), ``rank`` (position in the order), ``order``, ``image``, ``info``.
     """
     return CompareViewer(images, true_masks, pred_masks, video_ids, order, scores, score_name, scale, legend)
+
+
+class PairViewer(CompareViewer):
+    """The compare viewer for two predictions of the same videos (two runs): the picker in ``order`` (e.g. the
+    largest per-video IoU difference first), and an ``Image`` of image | A | B above true | A's errors | B's."""
+
+    def __init__(
+        self,
+        images,
+        true_masks,
+        pred_a,
+        pred_b,
+        video_ids=None,
+        order=None,
+        scores=None,
+        score_name="IoU B-A",
+        names=("A", "B"),
+        scale=1,
+        legend=True,
+    ):
+        if len(pred_b) != len(true_masks):
+            raise ValueError("true_masks, pred_a and pred_b must hold the same number of videos")
+        self.pred_b, self.names = pred_b, tuple(names)
+        super().__init__(images, true_masks, pred_a, video_ids, order, scores, score_name, scale, legend)
+
+    def panel(self):
+        i = int(self.video.value)
+        img = None if self.images is None else np.asarray(self.images[i])
+        a, b = np.asarray(self.pred_masks[i]), np.asarray(self.pred_b[i])
+        return viz.pair_panel(img, np.asarray(self.true_masks[i]), a, b, self.scale)
+
+    def _update(self, change=None):
+        i = int(self.video.value)
+        self.rank.value = self.order.index(i)
+        self.image.value = viz.to_png_bytes(self.panel())
+        t, a, b = (np.asarray(m[i]) for m in (self.true_masks, self.pred_masks, self.pred_b))
+        na, nb = self.names
+        text = f"<b>{self.labels[i]}</b>"
+        if self.scores is not None:
+            text += f" &nbsp; {self.score_name} {float(self.scores[i]):+.3f}"
+        text += f" &nbsp; wrong pixels: {na} {float((t != a).mean()):.2%}, {nb} {float((t != b).mean()):.2%}"
+        first = "image" if self.images is not None else "(no image)"
+        text += f" &nbsp; <i>{first} | {na} | {nb} over true | {na} errors | {nb} errors</i>"
+        if self.legend:
+            text += viz.legend_html(viz.present_classes(t, a, b), extra=viz.ERROR_COLORS.items())
+        self.info.value = text
+
+
+def pair_viewer(
+    images,
+    true_masks,
+    pred_a,
+    pred_b,
+    video_ids=None,
+    order=None,
+    scores=None,
+    score_name="IoU B-A",
+    names=("A", "B"),
+    scale=1,
+    legend=True,
+):
+    """A widget to compare two predictions of the same videos (two runs) with the true mask, video by video.
+
+    ``images`` (N, H, W, 3) or None, ``true_masks`` / ``pred_a`` / ``pred_b`` (N, H, W) class ids; ``scores`` (N,)
+    per-video numbers shown in the picker (e.g. the IoU difference B - A), ``order`` as in ``compare_viewer`` (a
+    sequence of indices: ``lib.compare.difference_order``); ``names`` the two predictions' names. Attributes as
+    ``compare_viewer``'s, with ``pred_masks`` (A) and ``pred_b``.
+    """
+    return PairViewer(images, true_masks, pred_a, pred_b, video_ids, order, scores, score_name, names, scale, legend)

@@ -6,6 +6,9 @@ static pictures (the notebook is not trusted, so no widget). Then Run > Run All 
 widgets must load, react to the frame slider and the compare dropdown, keep every control usable at
 1000 px and 1400 px wide (file browser open), and leave no error in the browser console.
 
+A second test opens notebook 08 (comparing runs) as papermill leaves it, on two hand-made run folders of tiny
+videos, checks its tables and pictures, runs all its cells and drives the side-by-side viewer.
+
 Needs Debian's chromium (or FUTURESEG_CHROMIUM=/path), jupyterlab and playwright; skipped when one is
 missing unless FUTURESEG_REQUIRE_BROWSER=1 (CI), which turns the skip into a failure.
 FUTURESEG_SCREENSHOTS=1 also writes docs/widgets_1000.png and docs/widgets_1400.png.
@@ -13,6 +16,7 @@ On failure, screenshots and the server log are left in the test's tmp_path.
 """
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -319,6 +323,130 @@ def test_viewers_in_jupyterlab(lab, tmp_path):
                 page.set_viewport_size({"width": width, "height": 1000})
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(tmp_path / f"failure_{width}.png"))
+            raise
+        finally:
+            browser.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# notebook 08, comparing two runs
+# ------------------------------------------------------------------------------------------------
+COMPARE_NOTEBOOK = ROOT / "notebooks" / "08_compare_runs.ipynb"
+
+
+def _compare_helpers():
+    """tests/notebooks/test_compare_runs.py, whose ``make_run`` writes a run folder by hand."""
+    spec = importlib.util.spec_from_file_location("compare_run_helpers", ROOT / "tests/notebooks/test_compare_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def compare_lab(tmp_path):
+    """(url, chromium, sync_playwright, metrics) of a JupyterLab serving notebook 08 executed by papermill on two
+    hand-made runs of 3 tiny val videos (a: frame 11 copied, b: the truth moved 4 pixels), as run_all.sh leaves
+    it; the folder links the clone as ``futureseg`` so that the set-up cell finds it when the cells are rerun."""
+    chromium, sync_playwright = _requirements()
+    import numpy as np
+    import papermill
+    from conftest import write_video
+
+    from lib.data.source import DataSource
+
+    helpers = _compare_helpers()
+    data = tmp_path / "data"
+    for i in (1000, 1001, 1002):
+        write_video(data / "val" / f"video_{i:05d}", seed=i)
+    val = DataSource(str(data)).split("val", progress=False)
+    true = np.asarray(val.masks[:, 21])
+    logs = {"unet": [(2.0, 0.3), (1.2, 0.6)], "simvp": [(1.0, 0.2), (0.8, 0.3)]}
+    a = helpers.make_run(tmp_path / "runs" / "a", val.ids, true, {"objects": np.asarray(val.masks[:, 10])}, logs=logs)
+    b = helpers.make_run(
+        tmp_path / "runs" / "b",
+        val.ids,
+        true,
+        {"objects": np.roll(true, 4, axis=-1)},
+        params={"04_simvp": {"hid_S": 8}},
+        logs={"unet": [(2.1, 0.35), (1.1, 0.62)]},
+    )
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "futureseg").symlink_to(ROOT)
+    env = _env(tmp_path / "jupyter")
+    out = tmp_path / "out"
+    papermill.execute_notebook(
+        str(COMPARE_NOTEBOOK),
+        str(folder / COMPARE_NOTEBOOK.name),
+        parameters={"data_root": str(data), "run_dir": str(out), "runs": [str(a), str(b)]},
+        cwd=str(ROOT),
+        progress_bar=False,
+    )
+    metrics = json.loads((out / "metrics" / "08_compare_runs.json").read_text())
+    proc, log, url = _start_lab(folder, env, tmp_path / "server.log")
+    try:
+        yield url, chromium, sync_playwright, metrics
+    finally:
+        _stop(proc, log)
+
+
+def test_compare_notebook_in_jupyterlab(compare_lab, tmp_path):
+    """Notebook 08 as papermill leaves it (tables and pictures), then Run All: the run picker holds both runs, the
+    side-by-side viewer loads and follows its dropdown (largest IoU difference first), no error anywhere."""
+    url, chromium, sync_playwright, metrics = compare_lab
+    order = [f"video_{v['id']:05d}" for v in metrics["side_by_side"]["largest"]]
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(f"{url}/lab/tree/{COMPARE_NOTEBOOK.name}")
+            cells = page.locator(".jp-Notebook .jp-CodeCell")
+            cells.last.wait_for()
+            outputs = page.locator(".jp-Notebook .jp-OutputArea-output")
+            # the executed notebook: both tables rendered, pictures of the curves, the scatter and the viewer
+            tables = page.locator(".jp-OutputArea-output table")
+            _wait(lambda: tables.count() >= 2, "the parameter and metric tables")
+            assert "04_simvp.hid_S" in tables.first.inner_text()
+            pictures = page.locator(".jp-OutputArea-output.jp-RenderedImage img")
+            _wait(lambda: pictures.count() >= 3, "curves, per-video scatter and the viewer's picture")
+            for k in range(pictures.count()):
+                pictures.nth(k).scroll_into_view_if_needed()
+                _wait(lambda k=k: _loaded(pictures.nth(k)), f"picture {k}")
+
+            page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for()
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+            viewer = page.locator(".jp-OutputArea-child", has=page.locator("img.widget-image"))
+            viewer.first.wait_for(timeout=120_000)
+            img = viewer.first.locator("img.widget-image")
+            _wait(lambda: _loaded(img), "the side-by-side viewer's image")
+            last = cells.last.locator(".jp-InputPrompt")  # Run All stops at an error, leaving the rest unrun
+            _wait(lambda: re.fullmatch(r"\[\d+\]:", (last.text_content() or "").strip()), "every cell to run", 120)
+            page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for()
+            picker = page.locator("select[multiple]")
+            chosen = picker.evaluate("e => Array.from(e.selectedOptions).map(o => o.textContent)")
+            assert [Path(c).name for c in chosen] == ["a", "b"], chosen
+
+            viewer.first.scroll_into_view_if_needed()
+            select = viewer.first.locator("select")
+            caption = viewer.first.locator(".widget-html-content")
+            labels = select.locator("option").all_inner_texts()
+            assert [x.split()[0] for x in labels] == order, labels
+            assert order[0] in caption.inner_text()
+            src = img.get_attribute("src")
+            select.select_option(index=1)
+            _wait(lambda: img.get_attribute("src") != src and order[1] in caption.inner_text(), "viewer redraw")
+            _wait(lambda: _loaded(img), "redrawn comparison")
+
+            text = "\n".join(outputs.all_text_contents())
+            assert "Traceback" not in text and "Error" not in text, text[-3000:]
+            assert not errors, "errors in the browser console:\n" + "\n".join(errors)
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             raise
         finally:
             browser.close()

@@ -174,7 +174,9 @@ def test_notebook_07_submission_contract(smoke_run):
     sub = torch.load(tmp / "run" / m["submission"], weights_only=True)  # relative to the run folder
     check_submission(sub, smoke["n_hidden"], data_root=tmp / "data")
     grader = torch.load(tmp / "run" / m["grader_submission"], weights_only=True)  # the grader's single tensor
-    assert isinstance(grader, torch.Tensor) and torch.equal(grader, sub["masks"])  # same rows, same numeric order  # one mask per hidden folder on disk
+    assert isinstance(grader, torch.Tensor) and torch.equal(
+        grader, sub["masks"]
+    )  # same rows, same numeric order  # one mask per hidden folder on disk
     assert sub["ids"].tolist() == [15000 + i for i in range(smoke["n_hidden"])]
     assert m["submission_report"]["ids_match_folders"] and m["submission_report"]["fallbacks"] == []
     assert set(m["val_ci"]) == set(m["val_table"]) and all(lo <= hi for lo, hi in m["val_ci"].values())
