@@ -105,3 +105,14 @@ PAIRED_COMPARISONS = {
 def read_metrics(run, name):
     """A notebook's ``metrics/<name>.json`` in a run folder."""
     return json.loads((Path(run) / "metrics" / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """run_all.sh smoke, once a session, with data and the run folder (figures in it) in a temporary directory:
+    (tmp, stdout) with the run in tmp/run and the data in tmp/data. The smoke pipeline's tests read it, and the
+    sweep and comparison tests start from it (they copy or link it and never change it)."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    proc = run_all("smoke", tmp / "run", {"data_root": str(tmp / "data")})
+    assert proc.returncode == 0, f"run_all.sh smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return tmp, proc.stdout

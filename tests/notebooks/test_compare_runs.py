@@ -297,13 +297,15 @@ def test_side_by_side_data_and_viewer(two_runs):
 
 # ------------------------------------------------------------------------------------------ notebook 08, slow
 @pytest.fixture(scope="module")
-def two_smoke_runs(tmp_path_factory):
-    """One smoke run, and a copy of it with notebooks 04-07 rerun with another SimVP width (hid_S)."""
+def two_smoke_runs(smoke_run, tmp_path_factory):
+    """The session's smoke run copied as run1, and a copy of it with notebooks 04-07 rerun with another SimVP
+    width (hid_S) as run2."""
+    smoke, _ = smoke_run
     tmp = tmp_path_factory.mktemp("compare")
+    (tmp / "data").symlink_to(smoke / "data")
     data = {"data_root": str(tmp / "data")}
-    proc = run_all("smoke", tmp / "run1", data)
-    assert proc.returncode == 0, f"run_all.sh smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    shutil.copytree(tmp / "run1", tmp / "run2", ignore=shutil.ignore_patterns(".lock"))
+    for name in ("run1", "run2"):
+        shutil.copytree(smoke / "run", tmp / name, ignore=shutil.ignore_patterns(".lock"))
     for folder in ["simvp", *(p.name for p in (tmp / "run2").glob("finetune_*"))]:  # else resumed: another config
         shutil.rmtree(tmp / "run2" / folder)
     hid_s = yaml.safe_load((ROOT / "params/smoke/04_simvp.yaml").read_text())["hid_S"] * 2
@@ -313,13 +315,13 @@ def two_smoke_runs(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_notebook_08_in_the_smoke_pipeline_shows_one_run(two_smoke_runs):
+def test_notebook_08_in_the_smoke_pipeline_shows_one_run(smoke_run):
     """run_all.sh ran notebook 08 after 07 with runs = []: run_dir alone, and it says a second run is needed."""
-    tmp, _ = two_smoke_runs
-    m = read_metrics(tmp / "run1", "08_compare_runs")
-    assert [r["name"] for r in m["runs"]] == ["run1"] and m["paired"] == [] and "second run" in m["refused"][0]
+    tmp, _ = smoke_run
+    m = read_metrics(tmp / "run", "08_compare_runs")
+    assert [r["name"] for r in m["runs"]] == ["run"] and m["paired"] == [] and "second run" in m["refused"][0]
     assert m["parameters"] == [] and m["side_by_side"] is None
-    assert (tmp / "run1" / "figures" / "08_curves.png").stat().st_size > 10_000
+    assert (tmp / "run" / "figures" / "08_curves.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow

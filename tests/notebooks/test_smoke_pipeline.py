@@ -19,15 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """run_all.sh smoke, with data and the run folder (figures in it) in a temporary directory."""
-    tmp = tmp_path_factory.mktemp("smoke")
-    proc = run_all("smoke", tmp / "run", {"data_root": str(tmp / "data")})
-    assert proc.returncode == 0, f"run_all.sh smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return tmp, proc.stdout
-
-
 def test_run_all_smoke_runs_every_notebook(smoke_run):
     tmp, out = smoke_run
     run = tmp / "run"

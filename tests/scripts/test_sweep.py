@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import read_metrics, run_all
+from conftest import read_metrics
 
 from lib import sweep
 
@@ -298,12 +298,11 @@ def test_reuse_takes_more_base_files_and_a_busy_sweep_folder_stops_a_second_swee
 
 
 @pytest.mark.slow
-def test_smoke_example_sweeps_simvp_on_the_base_unet_and_a_rerun_skips_it(tmp_path):
-    """sweeps/smoke_example.yaml from a smoke base run of notebooks 00, 02, 03 (data and folders in tmp_path): the
-    members run 04-07 only, on the base's U-Net and labels, with their own hid_T."""
-    base, data = tmp_path / "base", tmp_path / "data"
-    proc = run_all("smoke", base, {"data_root": str(data)}, timeout=900, only="00 02 03")
-    assert proc.returncode == 0, f"base run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+def test_smoke_example_sweeps_simvp_on_the_base_unet_and_a_rerun_skips_it(smoke_run, tmp_path):
+    """sweeps/smoke_example.yaml from the session's smoke run as its base (never changed: members link or copy
+    from it): the members run 04-07 only, on the base's U-Net and labels, with their own hid_T."""
+    smoke, _ = smoke_run
+    base, data = smoke / "run", smoke / "data"
     spec = yaml.safe_load((ROOT / "sweeps" / "smoke_example.yaml").read_text())
     spec["base"] = str(base)
     spec.setdefault("params", {})["data_root"] = str(data)
