@@ -44,7 +44,8 @@ import yaml
 
 from lib.common import lock
 from lib.common.files import atomic_path, save_json
-from lib.common.params import Loader, ParamError, check_run, notebook_parameters, notebooks, select, unknown
+from lib.common.params import ParamError, check_run, notebook_parameters, notebooks, select, unknown
+from lib.common.params import load as load_yaml
 from lib.common.paths import PROJ_ROOT, RUNS_DIR, resolve
 
 FIELDS = ("name", "profile", "notebooks", "base", "params", "grid", "members", "reuse", "description")
@@ -151,14 +152,7 @@ def load(path, base=None, out=None):
     """The ``Sweep`` of a sweep file; ``base`` and ``out`` override the file's base and the default folder
     ``runs/sweeps/<name>``. ``SweepError`` naming the file and what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"{path}: no such sweep file")
-    try:
-        spec = yaml.load(path.read_text(), Loader=Loader)
-    except yaml.YAMLError as e:
-        raise SweepError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(spec, dict):
-        raise SweepError(f"{path}: holds a {type(spec).__name__}, not key: value lines")
+    spec = load_yaml(path, "sweep file", SweepError)
     errors = [unknown(k, FIELDS, path, f"a sweep file has {', '.join(FIELDS)}") for k in spec if k not in FIELDS]
     errors += [f"{path}: {k}: missing" for k in ("name", "profile", "notebooks") if not spec.get(k)]
     if errors:

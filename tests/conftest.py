@@ -116,3 +116,22 @@ def smoke_run(tmp_path_factory):
     proc = run_all("smoke", tmp / "run", {"data_root": str(tmp / "data")})
     assert proc.returncode == 0, f"run_all.sh smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return tmp, proc.stdout
+
+
+def fake_venv(tmp_path, papermill_source, drop=("ONLY", "RUN_PARAMS")):
+    """(environment, file of calls) for running the real run_all.sh with papermill stood in for: scripts/setup/env.sh
+    puts $VENV/bin first on PATH, so the stand-in lives in a stand-in VENV whose `python` runs this interpreter and
+    whose `papermill` is ``papermill_source`` (it appends its calls to $FAKE_CALLS). ``drop``: variables of this
+    environment left out."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (venv / "bin" / "papermill").write_text(papermill_source)
+    for f in ("python", "papermill"):
+        (venv / "bin" / f).chmod(0o755)
+    stamp = subprocess.run("cat pyproject.toml | cksum", shell=True, cwd=ROOT, capture_output=True, text=True)
+    (venv / ".futureseg-installed").write_text(stamp.stdout)  # env.sh: installed, nothing to do
+    calls = tmp_path / "calls.jsonl"
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(VENV=str(venv), FAKE_CALLS=str(calls))
+    return env, calls

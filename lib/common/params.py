@@ -62,17 +62,18 @@ def notebook_parameters(nb_path):
     return values
 
 
-def load(path):
-    """A parameter file's flat {key: value} (as papermill reads it)."""
+def load(path, what="parameter file", error=ParamError):
+    """A parameter file's flat {key: value} (as papermill reads it: dates stay strings); ``error`` naming the file
+    and what is wrong. Sweep files (lib/sweep.py) are read the same way."""
     path = Path(path)
     if not path.is_file():
-        raise ParamError(f"{path}: no such parameter file")
+        raise error(f"{path}: no such {what}")
     try:
         values = yaml.load(path.read_text(), Loader=Loader)
     except yaml.YAMLError as e:
-        raise ParamError(f"{path}: not valid YAML: {e}") from None
+        raise error(f"{path}: not valid YAML: {e}") from None
     if not isinstance(values, (dict, type(None))):
-        raise ParamError(f"{path}: holds a {type(values).__name__}, not key: value lines")
+        raise error(f"{path}: holds a {type(values).__name__}, not key: value lines")
     return values or {}
 
 

@@ -254,15 +254,21 @@ def _screenshot_viewers(page, path):
     page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": page.viewport_size["width"], "height": height})
 
 
+def _page(p, chromium, errors):
+    """(browser, page): headless Chromium at 1400 x 1000 whose console errors and page errors go into ``errors``."""
+    browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.set_default_timeout(30_000)
+    return browser, page
+
+
 def test_viewers_in_jupyterlab(lab, tmp_path):
     url, chromium, sync_playwright = lab
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        page.set_default_timeout(30_000)
+        browser, page = _page(p, chromium, errors)
         try:
             page.goto(f"{url}/lab/tree/viewers.ipynb")
             page.locator(".jp-Notebook .jp-CodeCell").nth(2).wait_for()
@@ -397,11 +403,7 @@ def test_compare_notebook_in_jupyterlab(compare_lab, tmp_path):
     order = [f"video_{v['id']:05d}" for v in metrics["side_by_side"]["largest"]]
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        page.set_default_timeout(30_000)
+        browser, page = _page(p, chromium, errors)
         try:
             page.goto(f"{url}/lab/tree/{COMPARE_NOTEBOOK.name}")
             cells = page.locator(".jp-Notebook .jp-CodeCell")

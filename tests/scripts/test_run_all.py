@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import fake_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
@@ -40,18 +41,7 @@ time.sleep(float(os.environ.get("FAKE_SECONDS", "0")))  # a notebook that takes 
 @pytest.fixture
 def fake(tmp_path):
     """(environment whose VENV has the stand-in papermill, file of its calls)."""
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    (venv / "bin" / "papermill").write_text(PAPERMILL)
-    for f in ("python", "papermill"):
-        (venv / "bin" / f).chmod(0o755)
-    stamp = subprocess.run("cat pyproject.toml | cksum", shell=True, cwd=ROOT, capture_output=True, text=True)
-    (venv / ".futureseg-installed").write_text(stamp.stdout)  # env.sh: installed, nothing to do
-    calls = tmp_path / "calls.jsonl"
-    env = {k: v for k, v in os.environ.items() if k not in ("ONLY", "RUN_PARAMS")}
-    env.update(VENV=str(venv), FAKE_CALLS=str(calls))
-    return env, calls
+    return fake_venv(tmp_path, PAPERMILL)
 
 
 def run_all(env, run, profile="smoke", **extra):

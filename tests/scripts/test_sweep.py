@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import read_metrics
+from conftest import fake_venv, read_metrics
 
 from lib import sweep
 
@@ -46,18 +46,7 @@ json.dump(params, open(os.path.join(params["run_dir"], "metrics", stem + ".json"
 @pytest.fixture
 def fake(tmp_path):
     """(environment whose VENV has the stand-in papermill, file of its calls)."""
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    (venv / "bin" / "papermill").write_text(PAPERMILL)
-    for f in ("python", "papermill"):
-        (venv / "bin" / f).chmod(0o755)
-    stamp = subprocess.run("cat pyproject.toml | cksum", shell=True, cwd=ROOT, capture_output=True, text=True)
-    (venv / ".futureseg-installed").write_text(stamp.stdout)  # env.sh: installed, nothing to do
-    calls = tmp_path / "calls.jsonl"
-    env = {k: v for k, v in os.environ.items() if k not in ("ONLY", "RUN_PARAMS", "FAKE_FAIL")}
-    env.update(VENV=str(venv), FAKE_CALLS=str(calls))
-    return env, calls
+    return fake_venv(tmp_path, PAPERMILL, drop=("ONLY", "RUN_PARAMS", "FAKE_FAIL"))
 
 
 @pytest.fixture
