@@ -18,13 +18,13 @@ A paired difference needs both runs scored on the same val videos with the same 
 video's true class counts, read from the confusions); otherwise ``RunsNotComparable`` says why.
 """
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lib import report
 from lib.common.metrics import bootstrap_ci, bootstrap_diff_ci, stacked_iou
 from lib.common.paths import RUNS_DIR, resolve
 
@@ -135,18 +135,6 @@ def _json(path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def read_timings(path):
-    """{notebook: seconds} of the last successful run of each notebook in ``timings.tsv``."""
-    if not Path(path).is_file():
-        return {}
-    out = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row.get("status") == "ok":
-                out[row["notebook"]] = float(row["seconds"])
-    return out
-
-
 def training_logs(path):
     """{folder: [epoch rows]} of ``unet/``, ``simvp/`` and ``finetune_*/`` (their ``log.json``)."""
     path = Path(path)
@@ -163,7 +151,7 @@ def load_run(path, name=None):
         provenance=_json(path / "provenance.json") or {},
         metrics={p.stem: json.loads(p.read_text()) for p in sorted((path / "metrics").glob("[0-9][0-9]_*.json"))},
         logs=training_logs(path),
-        timings=read_timings(path / "timings.tsv"),
+        timings=report.timings(path)[0],
     )
 
 
