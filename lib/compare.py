@@ -227,6 +227,71 @@ def parameter_diff(runs):
     return rows
 
 
+# ------------------------------------------------------------------------------------------ spread over runs
+def _flat_stages(metrics):
+    """{name: value} of every val stage a run's notebooks report: each ``val_table`` (``06_objects: physics / unet``
+    for a table by input source) and each fine-tune epoch's val IoU of notebook 05 (``05_finetune: ce epoch 2``)."""
+    out = {}
+    for nb, m in metrics.items():
+        for stage, v in (m.get("val_table") or {}).items():
+            if isinstance(v, dict):
+                out.update({f"{nb}: {stage} / {src}": x for src, x in v.items() if isinstance(x, (int, float))})
+            elif isinstance(v, (int, float)):
+                out[f"{nb}: {stage}"] = v
+        for loss, rows in (m.get("histories") or {}).items():
+            out.update({f"{nb}: {loss} epoch {r['epoch']}": r["val_iou"] for r in rows if r.get("val_iou") is not None})
+    return out
+
+
+def _mean_sd(values):
+    v = np.asarray(values, float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+
+
+def spread(runs):
+    """The numbers several runs share (the members of a sweep, e.g. seeds), each run's value with the mean and
+    standard deviation over the runs: ``{"runs": [names], "stages": {name: {"per_run", "mean", "sd"}},
+    "comparisons": {name: {"a", "b", "per_run": {run: {"diff", "ci"}}, "mean", "sd", "above_0", "below_0"}}}``.
+    Stages are every val stage of every notebook (``_flat_stages``); comparisons are each notebook's paired
+    differences (``val_diff_ci``, named ``NN_notebook: name``) with the runs whose 95% interval lies above or below
+    0. Whether a difference holds over seeds is then plain: the spread of the diffs against their mean, and how many
+    seeds' intervals exclude 0. A number only some runs have is kept, over those runs."""
+    stages, comparisons = {}, {}
+    for r in runs:
+        for name, v in _flat_stages(r.metrics).items():
+            stages.setdefault(name, {})[r.name] = v
+        for nb, m in r.metrics.items():
+            for name, d in (m.get("val_diff_ci") or {}).items():
+                c = comparisons.setdefault(f"{nb}: {name}", {"a": d.get("a"), "b": d.get("b"), "per_run": {}})
+                c["per_run"][r.name] = {"diff": d["diff"], "ci": d["ci"]}
+    for name, per in stages.items():
+        stages[name] = {"per_run": per, **_mean_sd(list(per.values()))}
+    for c in comparisons.values():
+        per = c["per_run"].values()
+        c.update(_mean_sd([d["diff"] for d in per]))
+        c["above_0"] = sum(d["ci"][0] > 0 for d in per)
+        c["below_0"] = sum(d["ci"][1] < 0 for d in per)
+    return {"runs": [r.name for r in runs], "stages": stages, "comparisons": comparisons}
+
+
+def spread_lines(summary):
+    """``spread``'s result as text lines: a stage or comparison a line, each run's value, then mean and sd."""
+    lines = []
+    for name, s in summary["stages"].items():
+        vals = "  ".join(f"{run} {v:.4f}" for run, v in s["per_run"].items())
+        lines.append(f"{name}: mean {s['mean']:.4f} sd {s['sd']:.4f} | {vals}")
+    for name, c in summary["comparisons"].items():
+        vals = "  ".join(
+            f"{run} {d['diff']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]" for run, d in c["per_run"].items()
+        )
+        n = len(c["per_run"])
+        lines.append(
+            f"{name}: mean {c['mean']:+.4f} sd {c['sd']:.4f}, interval above 0 in {c['above_0']}/{n}, "
+            f"below 0 in {c['below_0']}/{n} | {vals}"
+        )
+    return lines
+
+
 # ------------------------------------------------------------------------------------------ the metric table
 def _get(d, *path):
     for p in path:

@@ -23,7 +23,10 @@ metrics of the notebooks before the first one. A finished member (its ``sweep_me
 same profile, notebooks, base and parameters) is skipped on a rerun; a finished member whose definition changed
 stops the sweep before anything runs. The sweep stops at the first failing member, naming it, its folder and
 its log. ``<out>/sweep.yaml`` is a copy of the sweep file, ``<out>/sweep.json`` its members, their parameters,
-status and folders; run_all.sh writes each member's ``provenance.json`` and ``parameters/``.
+status and folders; run_all.sh writes each member's ``provenance.json`` and ``parameters/``. Once every member
+has finished (and with ``--summary``, over the finished ones), ``<out>/summary.json`` holds each val stage and
+paired difference of the members side by side with their mean and spread (``lib.compare.spread``): over seeds, it
+says whether a difference is larger than the seed-to-seed spread.
 """
 
 import fnmatch
@@ -42,6 +45,7 @@ from pathlib import Path
 
 import yaml
 
+from lib import compare
 from lib.common import lock
 from lib.common.files import atomic_path, save_json
 from lib.common.params import ParamError, check_run, notebook_parameters, notebooks, select, unknown
@@ -67,6 +71,7 @@ LINK_BYTES = 1 << 20  # files over 1 MiB are hard-linked, the others copied
 NOT_TAKEN = ("*.lock", ".*", "*.partial.npy", "*.done.npy")
 MARKER = "sweep_member.json"
 PARAMS_FILE = "sweep_params.yaml"
+SUMMARY = "summary.json"
 SAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -358,6 +363,22 @@ def _print(text):
     print(text, flush=True)
 
 
+def summarize(sweep, say=_print):
+    """``<out>/summary.json``: ``compare.spread`` over the finished members (named as their folders), printed a
+    line a number; None when no member has finished."""
+    done = [m for m in sweep.members if read_marker(m).get("status") == "ok"]
+    if not done:
+        say(f"[sweep] {sweep.name}: no finished member to summarize in {sweep.folder}")
+        return None
+    runs = [compare.load_run(m.folder, m.name) for m in done]
+    summary = {"sweep": sweep.name, "members": len(sweep.members), **compare.spread(runs)}
+    save_json(sweep.folder / SUMMARY, summary)
+    say(f"[sweep] {sweep.name}: {len(done)}/{len(sweep.members)} members summarized -> {sweep.folder / SUMMARY}")
+    for line in compare.spread_lines(summary):
+        say(f"    {line}")
+    return summary
+
+
 def now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -476,4 +497,5 @@ def _run(sweep, say, err):
             return 1
         say(f"{head}: ok in {clock(time.time() - t1)} [{clock(time.time() - t0)}]")
     say(f"[sweep] {sweep.name}: all {n} members finished [{clock(time.time() - t0)}]; {sweep.folder / 'sweep.json'}")
+    summarize(sweep, say)
     return 0

@@ -243,6 +243,38 @@ def test_a_run_without_notebook_07_files_is_named(tmp_path, two_runs):
 
 
 # ------------------------------------------------------------------------------------------ curves
+def test_spread_lays_each_number_of_the_runs_side_by_side_with_mean_and_sd(two_runs):
+    runs, _, _ = two_runs
+    a, b = runs
+    a.metrics["06_objects"] = {
+        "val_table": {"physics": {"true": 0.6, "unet": 0.5}},
+        "val_diff_ci": {"learned - physics": {"a": "learned", "b": "physics", "diff": 0.04, "ci": [0.01, 0.07]}},
+    }
+    b.metrics["06_objects"] = {
+        "val_table": {"physics": {"true": 0.7, "unet": 0.6}},
+        "val_diff_ci": {"learned - physics": {"a": "learned", "b": "physics", "diff": -0.02, "ci": [-0.05, 0.01]}},
+    }
+    b.metrics["05_finetune"] = {"histories": {"ce": [{"epoch": 1, "val_iou": 0.3}, {"epoch": 2, "val_iou": 0.25}]}}
+    s = compare.spread(runs)
+    assert s["runs"] == [a.name, b.name]
+    phys = s["stages"]["06_objects: physics / unet"]
+    assert phys["per_run"] == {a.name: 0.5, b.name: 0.6}
+    assert phys["mean"] == pytest.approx(0.55) and phys["sd"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+    objects = s["stages"]["07_predict_hidden: objects"]
+    assert objects["per_run"] == {r.name: r.metrics["07_predict_hidden"]["val_table"]["objects"] for r in runs}
+    assert s["stages"]["07_predict_hidden: combined"]["per_run"] == {
+        b.name: b.metrics["07_predict_hidden"]["val_table"]["combined"]
+    }
+    assert s["stages"]["05_finetune: ce epoch 2"] == {"per_run": {b.name: 0.25}, "mean": 0.25, "sd": 0.0}
+    c = s["comparisons"]["06_objects: learned - physics"]
+    assert (c["a"], c["b"], c["above_0"], c["below_0"]) == ("learned", "physics", 1, 0)
+    assert c["mean"] == pytest.approx(0.01) and c["per_run"][b.name] == {"diff": -0.02, "ci": [-0.05, 0.01]}
+    lines = compare.spread_lines(s)
+    assert any(
+        line.startswith("06_objects: learned - physics: mean +0.0100") and "above 0 in 1/2" in line for line in lines
+    )
+
+
 def test_curves_overlay_a_line_a_run(two_runs):
     runs, _, _ = two_runs
     fig = compare.curves_figure(runs)

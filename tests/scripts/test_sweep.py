@@ -223,12 +223,16 @@ def test_members_run_the_sweeps_notebooks_on_what_the_base_made_and_a_rerun_skip
     assert record["members"][1]["params"] == {"eval_videos": 2, "hid_T": 16} and record["base"] == str(base)
     assert (out / "sweep.yaml").read_text() == f.read_text()
     assert "1/2 hid_T=8: ok in" in proc.stdout and "all 2 members finished" in proc.stdout
+    assert json.loads((out / "summary.json").read_text())["runs"] == ["hid_T=8", "hid_T=16"]
 
     n = len(called(calls))
     proc = cli(env, f, "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert len(called(calls)) == n
     assert "1/2 hid_T=8: skipped" in proc.stdout and "2/2 hid_T=16: skipped" in proc.stdout
+    (out / "summary.json").unlink()
+    proc = cli(env, f, "--out", out, "--summary")  # writes the summary alone, runs nothing
+    assert proc.returncode == 0 and len(called(calls)) == n and (out / "summary.json").is_file(), proc.stderr
 
 
 def test_the_sweep_stops_at_the_first_failing_member_and_a_rerun_goes_on_from_it(fake, tmp_path, base):
@@ -323,6 +327,17 @@ def test_smoke_example_sweeps_simvp_on_the_base_unet_and_a_rerun_skips_it(smoke_
     assert sizes[0] != sizes[1]  # hid_T changed the SimVP's size
     record = json.loads((out / "sweep.json").read_text())
     assert [(r["name"], r["status"]) for r in record["members"]] == [(f"hid_T={v}", "ok") for v in values]
+    # summary.json: each member's val stages side by side, with mean and spread
+    summary = json.loads((out / "summary.json").read_text())
+    names = [f"hid_T={v}" for v in values]
+    assert summary["runs"] == names and summary["members"] == len(values)
+    simvp = [read_metrics(out / n, "07_predict_hidden")["val_table"] for n in names]
+    for stage in simvp[0]:
+        row = summary["stages"][f"07_predict_hidden: {stage}"]
+        assert row["per_run"] == {n: t[stage] for n, t in zip(names, simvp)}
+        assert row["mean"] == pytest.approx(sum(t[stage] for t in simvp) / len(simvp))
+    assert "07_predict_hidden: learned - physics" in summary["comparisons"]
+    assert "members summarized" in proc.stdout
 
     proc = cli(env, f, "--out", out, timeout=300)
     assert proc.returncode == 0 and proc.stdout.count(": skipped, finished") == 2, proc.stdout + proc.stderr
