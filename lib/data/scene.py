@@ -4,12 +4,15 @@ Rigid-body physics in pybullet (DIRECT mode, no GUI): 3-6 of the 48 objects per 
 some at rest, others launched at each other so that they collide, sliding or rolling slowed by friction,
 and some entering from the frame edges mid-video. ``render_video`` samples a scene from (seed, video id),
 simulates it and has lib/data/shading.py draw the frames and masks it needs; it also records the objects
-and their collisions. lib/data/synth.py writes whole datasets of these videos.
+and their collisions, and with ``states=True`` their true 3-D states at every frame; ``true_states`` gives these
+states from the same simulation without drawing anything (lib/data/true_states.py: their layout, and reading
+them back). lib/data/synth.py writes whole datasets of these videos.
 
     from lib.data import scene
 
     frames, mask, info = scene.render_video(42)
     _, mask, _ = scene.render_video(42, rgb_frames=[], mask_frames=[21], supersample=1)  # settings: SynthConfig
+    states = scene.true_states(42)  # states["states"]: (T, n, 13) float32, as render_video(42, states=True)
 
 Video N is a pure function of (seed, N, config).
 """
@@ -211,83 +214,38 @@ def _entrant_start(cfg, cam, o, positions):
     return xy, o["speed"] * np.array([math.cos(ang), math.sin(ang)])
 
 
-def render_video(video_id, seed=0, *, rgb_frames=None, mask_frames=None, cfg=None, contacts=True, **overrides):
+def render_video(
+    video_id, seed=0, *, rgb_frames=None, mask_frames=None, cfg=None, contacts=True, states=False, **overrides
+):
     """Simulate and render video `video_id`.
 
     Returns frames uint8 (T, H, W, 3), mask uint8 (T, H, W) and an info dict. `rgb_frames` /
     `mask_frames` (iterables of frame indices, default all) limit the work; skipped frames are zeros.
     `contacts=False` skips recording the collisions (info["collisions"] stays empty; the video is the same).
+    `states=True` also records the objects' true 3-D states at every frame (info["states"], ``_record``;
+    lib/data/true_states.py has the layout): the physics then runs to the last frame, whatever is drawn.
     """
-    import pybullet
-
     cfg = make_config(cfg, **overrides)
     T, H, W, k = cfg.n_frames, cfg.height, cfg.width, cfg.supersample
     if k < 1 or cfg.n_input > T:
         raise ValueError(f"need supersample >= 1 and n_input <= n_frames, got {k}, {cfg.n_input}, {T}")
     rgb_frames = set(range(T) if rgb_frames is None else rgb_frames)
     mask_frames = set(range(T) if mask_frames is None else mask_frames)
-    rng = np.random.default_rng([seed, video_id])
     renderer = shading.Renderer(cfg)
     cam = renderer.cam  # the render resolution's camera: scenes are planned in its pixels
-    plan = _plan(cfg, cam, rng)
-
-    cli = _client()
-    pybullet.resetSimulation(physicsClientId=cli)
-    pybullet.setPhysicsEngineParameter(fixedTimeStep=1.0 / cfg.hz, deterministicOverlappingPairs=1, physicsClientId=cli)
-    pybullet.setGravity(0, 0, -9.81, physicsClientId=cli)
-    # the floor collides but is not rendered (drawing it costs most of TinyRenderer's time):
-    # its pixels are the empty ones, shaded here; its visual is a speck far out of sight
-    fcol = pybullet.createCollisionShape(pybullet.GEOM_PLANE, physicsClientId=cli)
-    fvis = pybullet.createVisualShape(
-        pybullet.GEOM_SPHERE, radius=1e-3, visualFramePosition=[0, 0, -1000], physicsClientId=cli
-    )
-    floor = pybullet.createMultiBody(0, fcol, fvis, physicsClientId=cli)
-    pybullet.changeDynamics(floor, -1, lateralFriction=1.0, restitution=0.0, rollingFriction=0.0, physicsClientId=cli)
-
-    lut = np.zeros(64, np.uint8)  # body uid + 1 -> class id (uid -1 = nothing, floor -> 0)
-    objs = {}  # body uid -> (shape, material, color)
+    plan = _plan(cfg, cam, np.random.default_rng([seed, video_id]))
     frames = np.zeros((T, H, W, 3), np.uint8)
     mask = np.zeros((T, H, W), np.uint8)
-    touching, collisions = set(), []
 
-    def spawn(o):
-        if o["entrant"]:
-            xy, vel = _entrant_start(
-                cfg,
-                cam,
-                o,
-                [np.array(pybullet.getBasePositionAndOrientation(u, physicsClientId=cli)[0][:2]) for u in objs],
-            )
-        else:
-            xy, vel = o["xy"], o["vel"]
-        uid = _add_object(cli, cfg, o["class_id"], xy, vel)
-        assert uid + 1 < len(lut), "body ids restart at 0 after resetSimulation"
-        lut[uid + 1] = o["class_id"]
-        objs[uid] = attributes(o["class_id"])
-
-    last = max(rgb_frames | mask_frames, default=-1)
-    for step in range((last) * cfg.frame_steps + 1):
-        for o in plan:
-            if o["spawn_step"] == step:
-                spawn(o)
-        f, rem = divmod(step, cfg.frame_steps)
-        if rem == 0 and (f in rgb_frames or f in mask_frames):
+    def draw(f, cli, objs, lut):
+        if f in rgb_frames or f in mask_frames:
             rgb, seg = renderer.draw(cli, objs, f in rgb_frames)
             mask[f] = lut[seg + 1]
             if rgb is not None:
                 frames[f] = rgb
-        if step == last * cfg.frame_steps:
-            break
-        pybullet.stepSimulation(physicsClientId=cli)
-        if not contacts:
-            continue
-        now = set()
-        for c in pybullet.getContactPoints(physicsClientId=cli):
-            if c[1] != floor and c[2] != floor:
-                now.add((min(c[1], c[2]), max(c[1], c[2])))
-        for a, b in sorted(now - touching):
-            collisions.append({"frame": (step + 1) / cfg.frame_steps, "classes": (int(lut[a + 1]), int(lut[b + 1]))})
-        touching = now
+
+    last = T - 1 if states else max(rgb_frames | mask_frames, default=-1)
+    collisions, record = _simulate(cfg, cam, plan, last, draw, contacts, states)
 
     first = {}
     for f in sorted(mask_frames):
@@ -311,4 +269,102 @@ def render_video(video_id, seed=0, *, rgb_frames=None, mask_frames=None, cfg=Non
         "collisions": collisions,
         "n_collisions": len(collisions),
     }
+    if states:
+        info["states"] = record
     return frames, mask, info
+
+
+def true_states(video_id, seed=0, cfg=None, **overrides):
+    """The true states of video `video_id` from its physics alone, nothing drawn: the same simulation as
+    ``render_video``, so the same dict as its ``info["states"]`` (``_record``), many times faster."""
+    cfg = make_config(cfg, **overrides)
+    cam = shading.Camera(cfg, cfg.supersample)  # the camera render_video plans the scene in
+    plan = _plan(cfg, cam, np.random.default_rng([seed, video_id]))
+    return _simulate(cfg, cam, plan, cfg.n_frames - 1, contacts=False, states=True)[1]
+
+
+def _simulate(cfg, cam, plan, last, draw=None, contacts=True, states=False):
+    """Run the physics of `plan` from step 0 to frame `last` (``frame_steps`` physics steps a frame).
+
+    At each frame f, after the objects due at that step are spawned and before the physics moves on, calls
+    ``draw(f, client, objs, lut)`` (objs: body uid -> attributes, lut: body uid + 1 -> class id) and, with
+    `states`, reads each object's state. Reading never changes the simulation. Returns (collisions, the
+    ``_record`` of the states or None); collisions stay empty with ``contacts=False``.
+    """
+    import pybullet
+
+    cli = _client()
+    pybullet.resetSimulation(physicsClientId=cli)
+    pybullet.setPhysicsEngineParameter(fixedTimeStep=1.0 / cfg.hz, deterministicOverlappingPairs=1, physicsClientId=cli)
+    pybullet.setGravity(0, 0, -9.81, physicsClientId=cli)
+    # the floor collides but is not rendered (drawing it costs most of TinyRenderer's time):
+    # its pixels are the empty ones, shaded here; its visual is a speck far out of sight
+    fcol = pybullet.createCollisionShape(pybullet.GEOM_PLANE, physicsClientId=cli)
+    fvis = pybullet.createVisualShape(
+        pybullet.GEOM_SPHERE, radius=1e-3, visualFramePosition=[0, 0, -1000], physicsClientId=cli
+    )
+    floor = pybullet.createMultiBody(0, fcol, fvis, physicsClientId=cli)
+    pybullet.changeDynamics(floor, -1, lateralFriction=1.0, restitution=0.0, rollingFriction=0.0, physicsClientId=cli)
+
+    lut = np.zeros(64, np.uint8)  # body uid + 1 -> class id (uid -1 = nothing, floor -> 0)
+    objs = {}  # body uid -> (shape, material, color)
+    uids = [None] * len(plan)  # plan index -> body uid, once spawned
+    values = np.full((cfg.n_frames, len(plan), 13), np.nan, np.float32)
+    touching, collisions = set(), []
+
+    def spawn(o):
+        if o["entrant"]:
+            xy, vel = _entrant_start(
+                cfg,
+                cam,
+                o,
+                [np.array(pybullet.getBasePositionAndOrientation(u, physicsClientId=cli)[0][:2]) for u in objs],
+            )
+        else:
+            xy, vel = o["xy"], o["vel"]
+        uid = _add_object(cli, cfg, o["class_id"], xy, vel)
+        assert uid + 1 < len(lut), "body ids restart at 0 after resetSimulation"
+        lut[uid + 1] = o["class_id"]
+        objs[uid] = attributes(o["class_id"])
+        return uid
+
+    for step in range(last * cfg.frame_steps + 1):
+        for i, o in enumerate(plan):
+            if o["spawn_step"] == step:
+                uids[i] = spawn(o)
+        f, rem = divmod(step, cfg.frame_steps)
+        if rem == 0:
+            if draw is not None:
+                draw(f, cli, objs, lut)
+            for i, uid in enumerate(uids):
+                if states and uid is not None:
+                    pos, orn = pybullet.getBasePositionAndOrientation(uid, physicsClientId=cli)
+                    lin, ang = pybullet.getBaseVelocity(uid, physicsClientId=cli)
+                    values[f, i] = pos + orn + lin + ang
+        if step == last * cfg.frame_steps:
+            break
+        pybullet.stepSimulation(physicsClientId=cli)
+        if not contacts:
+            continue
+        now = set()
+        for c in pybullet.getContactPoints(physicsClientId=cli):
+            if c[1] != floor and c[2] != floor:
+                now.add((min(c[1], c[2]), max(c[1], c[2])))
+        for a, b in sorted(now - touching):
+            collisions.append({"frame": (step + 1) / cfg.frame_steps, "classes": (int(lut[a + 1]), int(lut[b + 1]))})
+        touching = now
+    return collisions, (_record(cfg, plan, values) if states else None)
+
+
+def _record(cfg, plan, values):
+    """The true states of a video as plain arrays (what lib/data/true_states.py stores and loads): ``states``
+    float32 (T, n, 13) (position, quaternion xyzw, linear and angular velocity, world frame, per frame and object
+    in plan order, NaN before the object spawns), ``class_ids``, ``spawn_step`` (physics step), ``entrant``
+    (n,) and ``frame_dt`` (seconds between frames)."""
+    return {
+        "class_ids": np.array([o["class_id"] for o in plan], np.int64),
+        "states": values,
+        "spawn_step": np.array([o["spawn_step"] for o in plan], np.int64),
+        "entrant": np.array([o["entrant"] for o in plan], bool),
+        "frame_dt": np.float64(cfg.frame_steps / cfg.hz),
+    }

@@ -1,6 +1,8 @@
 """Writing synthetic CLEVRER-style datasets in the real dataset's layout (docs/dataset.md), in parallel and
 resumably. Each video is simulated and rendered by lib/data/scene.py (its physics) and lib/data/shading.py
-(its frames and masks); this module writes them.
+(its frames and masks); this module writes them, and beside them, outside the split folders, what only
+measurement may read: the hidden videos' frame-22 truth and every video's true 3-D object states
+(``.true_states/``, lib/data/true_states.py).
 
     from lib.data import synth
 
@@ -32,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from lib.common.files import atomic_path, save_json, save_npy
-from lib.data import scene
+from lib.data import scene, true_states
 
 SPLITS = {"train": 0, "val": 1000, "unlabeled": 2000, "hidden": 15000}  # split -> first video id
 REAL_COUNTS = {"train": 1000, "val": 1000, "unlabeled": 13000, "hidden": 5000}
@@ -76,10 +78,15 @@ def _truth_path(data_root, vid):
     return Path(data_root) / TRUTH_DIR / f"video_{vid:05d}.npy"
 
 
-def _is_done(data_root, split, vid):
+def _has_video(data_root, split, vid):
+    """Whether the video's folder is complete (and, in hidden, its frame-22 truth written)."""
     if not video_dir(data_root, split, vid).is_dir():
         return False
     return split != "hidden" or _truth_path(data_root, vid).is_file()
+
+
+def _is_done(data_root, split, vid):
+    return _has_video(data_root, split, vid) and true_states.path(data_root, vid).is_file()
 
 
 _SLOT = None  # (shared array of the video each worker is on, this worker's index); set by _worker_init
@@ -110,19 +117,31 @@ def _run_job(job, fn=None):
 
 
 def _write_video(job):
-    """Render one video into a temp folder beside its final place, then rename it."""
+    """Render one video into a temp folder beside its final place, then rename it; its true states (and the
+    frame-22 truth of hidden) are written first, so a complete folder has them. Returns (split, vid, truth or
+    None, rendered): a complete video that lacks only its true states gets them from the physics alone."""
     data_root, split, vid, seed, cfg = job
     hidden = split == "hidden"
     T, n_in = cfg.n_frames, cfg.n_input
-    frames, mask, _ = scene.render_video(
-        vid, seed, rgb_frames=range(n_in) if hidden else None, mask_frames=[T - 1] if hidden else None, cfg=cfg
+    states_file = true_states.path(data_root, vid)
+    if _has_video(data_root, split, vid):
+        true_states.save(states_file, scene.true_states(vid, seed, cfg))
+        return split, vid, None, False
+    frames, mask, info = scene.render_video(
+        vid,
+        seed,
+        rgb_frames=range(n_in) if hidden else None,
+        mask_frames=[T - 1] if hidden else None,
+        cfg=cfg,
+        states=True,
     )
+    true_states.save(states_file, info["states"])
     final = video_dir(data_root, split, vid)
     truth = mask[T - 1].copy() if hidden else None
     if hidden:
         save_npy(_truth_path(data_root, vid), truth)  # before the folder: a complete folder has its truth
         if final.is_dir():  # only the truth was missing
-            return split, vid, truth
+            return split, vid, truth, True
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -136,7 +155,7 @@ def _write_video(job):
         if not final.is_dir():
             raise
         shutil.rmtree(tmp)  # another run finished this video first
-    return split, vid, truth
+    return split, vid, truth, True
 
 
 def _write_one(job):
@@ -236,8 +255,10 @@ class _Pool:
 def generate(data_root, *, counts=None, seed=0, workers=None, progress=True, **cfg_overrides):
     """Write (or complete) a synthetic dataset under `data_root` in the real layout; see the module doc.
 
-    counts: split -> number of videos (default the real sizes). Existing complete videos are skipped.
-    Returns {"written": {split: n}, "skipped": {split: n}, "seconds": s, "videos_per_s": v}.
+    counts: split -> number of videos (default the real sizes). Existing complete videos are skipped; one whose
+    true states (``<data_root>/.true_states/``, lib/data/true_states.py) are missing gets them from the physics alone.
+    Returns {"written": {split: n}, "skipped": {split: n}, "states_only": {split: n}, "seconds": s,
+    "videos_per_s": v, ...}.
     """
     from tqdm.auto import tqdm
 
@@ -256,13 +277,14 @@ def generate(data_root, *, counts=None, seed=0, workers=None, progress=True, **c
                 jobs.append((str(root), split, vid, seed, cfg))
     workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
     written = {s: 0 for s in counts}
+    states_only = {s: 0 for s in counts}
     truths = {}
     t0 = time.time()
     bar = tqdm(total=len(jobs), desc="synth videos", unit="video", mininterval=1.0, disable=not progress or not jobs)
     results = map(_write_one, jobs) if workers <= 1 else _Pool(workers).run(jobs)
     try:
-        for split, vid, truth in results:
-            written[split] += 1
+        for split, vid, truth, rendered in results:
+            (written if rendered else states_only)[split] += 1
             if truth is not None:
                 truths[vid] = truth
             bar.update(1)
@@ -279,6 +301,7 @@ def generate(data_root, *, counts=None, seed=0, workers=None, progress=True, **c
     return {
         "written": written,
         "skipped": skipped,
+        "states_only": states_only,
         "seconds": round(seconds, 2),
         "videos_per_s": round(n / seconds, 3) if n and seconds > 0 else 0.0,
         "workers": workers,

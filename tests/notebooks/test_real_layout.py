@@ -1,5 +1,6 @@
 """The smoke pipeline on data in the real layout alone (slow tier): the generated smoke data without what the
-generator adds to it (``SYNTHETIC.json``, ``hidden_answers.npz``, ``.hidden_truth/``, the packed cache).
+generator adds to it (``SYNTHETIC.json``, ``hidden_answers.npz``, ``.hidden_truth/``, ``.true_states/``, the
+packed cache).
 
 Every profile must run there: notebook 00 uses the data as it is, notebook 06 cannot generate its
 ``extra_videos`` (no generator settings) and learns from the U-Net labels of unlabeled instead, saying so, and
@@ -18,7 +19,7 @@ from lib.data import prepare
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-GENERATED_ONLY = ["SYNTHETIC.json", "hidden_answers.npz", ".hidden_truth", ".cache"]
+GENERATED_ONLY = ["SYNTHETIC.json", "hidden_answers.npz", ".hidden_truth", ".true_states", ".cache"]
 
 
 @pytest.fixture(scope="module")
