@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lib.common.classes import SHAPES, class_id
 from lib.resim import bodies
 
 GRAVITY = 9.81
@@ -75,4 +76,18 @@ def simulate(class_ids, states0, n_frames, physics, sizes):
             pb.stepSimulation(physicsClientId=cli)
         for i, uid in zip(live, uids):
             out[f, i] = bodies.get_state(cli, uid)
+    return out
+
+
+def decelerations(physics, sizes, speed=2.0, frames=4):
+    """{shape: deceleration (units/s^2)} of a rubber cube, sphere (rolling) and cylinder moving alone at ``speed``
+    on the floor, measured by simulating each for ``frames`` frames."""
+    out = {}
+    for shape in SHAPES:
+        cid = class_id(shape, "rubber", "gray")
+        state = bodies.rest_state((0.0, 0.0), shape, sizes, (speed, 0.0))
+        if shape == "sphere":  # rolling without slipping
+            state[10:13] = [0.0, speed / sizes.radius, 0.0]
+        end = simulate([cid], state[None], frames, physics, sizes)[-1, 0]
+        out[shape] = float(max(speed - np.linalg.norm(end[7:9]), 0.0) / (frames * physics.frame_dt))
     return out

@@ -1,0 +1,203 @@
+"""Each object's 3-D state at the last input frame, estimated from the class-id masks of frames 0-10.
+
+An object rests upright on the floor (its centre at the shape's half height), so its state is a floor position,
+a yaw (cubes), a planar velocity and, for spheres, the rolling spin that goes with it. Per input frame where the
+object is whole or cut only by the image border (``tracks.tracks``: clean or touching the border; frames where it
+is partly hidden by another object are left out), its floor position is found by render and compare: the centroid
+of the object drawn alone (``draw.draw``, cut by the border as the real one is) is moved onto the observed
+centroid, a few times. Cubes get the yaw (0-90 degrees, a cube looks the same every 90) whose drawing covers their
+last whole mask best. The positions over frames then give the velocity: a straight-line fit over the longest run
+of last frames that a line slowing by the friction's deceleration explains within ``line_tol`` (a collision
+earlier in the video bends the track and is left out), evaluated at the last input frame.
+
+    est = estimate(masks[:11], camera, sizes, frame_dt)      # Estimate: class ids, states (n, 13), frames used
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lib.common.classes import attributes
+from lib.objects import tracks as tracking
+from lib.resim import bodies
+from lib.resim.draw import draw
+
+LAST = tracking.LAST_INPUT
+YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried
+STILL = 0.004  # units a frame: slower objects are at rest
+ENTRY_SPEED = 2.4  # units/s: the speed given to an object seen in one frame only, coming in from the border
+
+
+@dataclass
+class Estimate:
+    """The objects of a video at frame 10: class ids (n,), states (n, 13) (NaN rows: no estimate), and per object
+    the frames its position was measured in and its measured floor positions (for plots and checks)."""
+
+    class_ids: np.ndarray
+    states: np.ndarray
+    frames: list = field(default_factory=list)
+    positions: list = field(default_factory=list)
+    yaws: list = field(default_factory=list)
+
+
+def ray_at_height(camera, px, py, z):
+    """World (x, y) of the point at height ``z`` seen at pixel (px, py) (pixel centres at +0.5)."""
+    nx, ny = 2 * px / camera.width - 1, 1 - 2 * py / camera.height
+    a = camera.inverse @ np.array([nx, ny, -1.0, 1.0])
+    b = camera.inverse @ np.array([nx, ny, 1.0, 1.0])
+    a, b = a[:3] / a[3], b[:3] / b[3]
+    t = (a[2] - z) / (a[2] - b[2])
+    return (a + t * (b - a))[:2]
+
+
+def yaw_quaternion(yaw):
+    return np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
+
+
+def _centroid(sel):
+    ys, xs = np.nonzero(sel)
+    return np.array([xs.mean() + 0.5, ys.mean() + 0.5]) if len(xs) else None
+
+
+def locate(camera, sizes, cid, observed, yaw=0.0, iters=3):
+    """Floor position (x, y) of object ``cid`` whose pixels in a frame are ``observed`` (H, W) bool: the
+    position whose drawing (alone, cut by the border) has the observed centroid. None if it cannot be drawn."""
+    shape = attributes(cid)[0]
+    h = sizes.half_height(shape)
+    target = _centroid(observed)
+    xy = ray_at_height(camera, *target, h)
+    for _ in range(iters):
+        state = bodies.rest_state(xy, shape, sizes)
+        state[3:7] = yaw_quaternion(yaw)
+        drawn = _centroid(draw([cid], state[None], camera, sizes, supersample=1) == cid)
+        if drawn is None:
+            return None
+        centre = camera.project([[*xy, h]])[0]
+        xy = ray_at_height(camera, *(centre + target - drawn), h)
+    return xy
+
+
+def cube_yaw(camera, sizes, cid, observed, xy):
+    """The yaw in ``YAWS`` whose drawing of cube ``cid`` at ``xy`` overlaps ``observed`` best (IoU)."""
+    best, best_iou = 0.0, -1.0
+    for yaw in YAWS:
+        state = bodies.rest_state(xy, "cube", sizes)
+        state[3:7] = yaw_quaternion(yaw)
+        d = draw([cid], state[None], camera, sizes) == cid
+        iou = (d & observed).sum() / max((d | observed).sum(), 1)
+        if iou > best_iou:
+            best, best_iou = yaw, iou
+    return best
+
+
+def _decelerating_fit(t, p, decel, at=LAST):
+    """(position at frame ``at``, velocity there, largest residual) of a motion slowing by ``decel`` (units a
+    frame squared) along its direction, fitted to positions ``p`` (k, 2) at frames ``t``: p(t) = p_at + v_at s -
+    decel s^2 u / 2 with s = t - at and u the direction of motion (from a first straight-line fit)."""
+    s = t - at
+    v = np.polyfit(s, p, 1)[0]
+    speed = np.linalg.norm(v)
+    u = v / speed if speed > 0 else np.zeros(2)
+    q = p + 0.5 * decel * (s**2)[:, None] * u  # the motion with its slowing taken out: a straight line
+    coef = np.polyfit(s, q, 1)
+    fit = coef[1] + np.outer(s, coef[0]) - 0.5 * decel * (s**2)[:, None] * u
+    return coef[1], coef[0], np.abs(fit - p).max()
+
+
+def track_velocity(ts, xy, decel, line_tol, at=LAST):
+    """(position at frame ``at``, velocity there in units a frame) from positions ``xy`` (k, 2) at frames ``ts``:
+    a decelerating-line fit (``_decelerating_fit``) over the longest run of last points it explains within
+    ``line_tol`` (a collision earlier bends the track)."""
+    ts, xy = np.asarray(ts, float), np.asarray(xy, float)
+    if len(ts) == 1:
+        return xy[-1], np.zeros(2)
+    best = 2
+    for k in range(3, len(ts) + 1):
+        if _decelerating_fit(ts[-k:], xy[-k:], decel, at)[2] > line_tol:
+            break
+        best = k
+    p, v, _ = _decelerating_fit(ts[-best:], xy[-best:], decel, at)
+    return p, v
+
+
+def _entry_velocity(camera, track, xy, shape, sizes):
+    """Velocity (units/s) of an object seen in one frame only: into the view from the border it touches, at
+    ``ENTRY_SPEED``; zero when it touches none."""
+    y0, x0, y1, x1 = track.bbox[LAST]
+    inward = np.array([float(x0 <= 0) - float(x1 >= camera.width), float(y0 <= 0) - float(y1 >= camera.height)])
+    if not inward.any():
+        return np.zeros(2)
+    centre = camera.project([[*xy, sizes.half_height(shape)]])[0]
+    ahead = ray_at_height(camera, *(centre + 10 * inward), sizes.half_height(shape))
+    d = ahead - xy
+    return ENTRY_SPEED * d / np.linalg.norm(d)
+
+
+@dataclass
+class Track3D:
+    """One object's floor positions measured in a video: class id, the frames measured, positions (k, 2), cube
+    yaw (radians, 0 for other shapes), and its 2-D track (``tracks.Track``)."""
+
+    cid: int
+    frames: list
+    positions: np.ndarray
+    yaw: float
+    track: object
+
+
+def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None):
+    """``Track3D`` of every object of ``masks`` (T, H, W) class ids with a measured floor position, in class-id
+    order: positions by ``locate`` in each frame where the object is whole or cut only by the border (and in
+    frame ``last`` whenever it is visible there), cubes' yaw by ``cube_yaw`` on their last whole frame."""
+    masks = np.asarray(masks)
+    out = []
+    for cid, tr in sorted(tracking.tracks(masks, min_area=min_area, denoise=denoise).items()):
+        shape = attributes(cid)[0]
+        usable = [t for t in range(len(masks)) if tr.visible[t] and (tr.clean[t] or tr.touches_border[t])]
+        if last is not None and tr.visible[last] and last not in usable:
+            usable.append(last)
+
+        def pixels(t, cid=cid):
+            return tracking.largest_component(masks[t], cid) if denoise else masks[t] == cid
+
+        yaw = 0.0
+        if shape == "cube" and usable:
+            t_yaw = max((t for t in usable if tr.clean[t]), default=usable[-1])
+            xy = locate(camera, sizes, cid, pixels(t_yaw))
+            yaw = cube_yaw(camera, sizes, cid, pixels(t_yaw), xy) if xy is not None else 0.0
+        ts, xys = [], []
+        for t in usable:
+            xy = locate(camera, sizes, cid, pixels(t), yaw)
+            if xy is not None:
+                ts.append(t)
+                xys.append(xy)
+        if ts:
+            out.append(Track3D(int(cid), ts, np.array(xys), yaw, tr))
+    return out
+
+
+def estimate(masks_in, camera, sizes, frame_dt, decel=None, *, min_area=20, line_tol=0.04, denoise=True):
+    """``Estimate`` of the objects visible in the last input frame of ``masks_in`` (11, H, W) class ids.
+    ``decel``: {shape: deceleration in units/s^2} of a moving object (``simulate.decelerations``), none if
+    not given."""
+    decel = decel or {}
+    cids, states, frames, positions, yaws = [], [], [], [], []
+    for m in measure(masks_in, camera, sizes, min_area=min_area, denoise=denoise, last=LAST):
+        if not m.track.visible[LAST]:
+            continue
+        shape = attributes(m.cid)[0]
+        xy10, v = track_velocity(m.frames, m.positions, decel.get(shape, 0.0) * frame_dt**2, line_tol)
+        if len(m.frames) == 1:
+            vel = _entry_velocity(camera, m.track, xy10, shape, sizes)
+        else:
+            vel = v / frame_dt if np.linalg.norm(v) >= STILL else np.zeros(2)
+        s = bodies.rest_state(xy10, shape, sizes, vel)
+        s[3:7] = yaw_quaternion(m.yaw)
+        if shape == "sphere":  # rolling without slipping
+            s[10:13] = [-vel[1] / sizes.radius, vel[0] / sizes.radius, 0.0]
+        cids.append(m.cid)
+        states.append(s)
+        frames.append(m.frames)
+        positions.append(m.positions)
+        yaws.append(m.yaw)
+    return Estimate(np.array(cids, np.int64), np.array(states).reshape(-1, bodies.STATE), frames, positions, yaws)

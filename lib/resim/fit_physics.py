@@ -1,0 +1,159 @@
+"""The physical constants of the re-simulating predictor, fitted on train videos (all 22 frames of their masks).
+
+Masks show positions in frames, not seconds: a slowing of ``a`` units/s^2 moves an object by ``a * frame_dt^2``
+units a frame squared, so friction and the frame interval cannot be told apart. ``FRAME_DT`` fixes the time unit
+and the friction is fitted in it (the generator's pair, friction 0.05 at 1/8 s a frame, shows as 0.078 at 0.1 s).
+
+- **Sliding friction**: free objects slow down steadily; over runs of ``WINDOW`` consecutive measured frames that a
+  parabola explains within ``PARABOLA_TOL`` and that move faster than ``MIN_SPEED``, the slowing along the
+  motion is measured, and the median over cubes and cylinders is friction * g.
+- **Rolling friction**: the smallest one whose simulated rolling sphere slows as much as the spheres measured
+  (``simulate.decelerations``; beyond a point, spheres slide and roll friction stops mattering).
+- **Restitution and the metal/rubber mass ratio** only act in collisions: each candidate of a small grid
+  predicts frame 21 of train videos where objects meet after frame 10 (``predict.predict``), and the one with the
+  highest IoU is kept, one constant at a time.
+
+    fit = fit_physics(train_masks, camera, sizes)     # PhysicsFit: physics, measured slowing, scores, seconds
+"""
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from lib.common.classes import attributes
+from lib.common.metrics import per_video_confusion, stacked_iou
+from lib.resim.estimate import measure
+from lib.resim.predict import predict
+from lib.resim.simulate import GRAVITY, Physics, decelerations
+
+FRAME_DT = 0.1  # seconds a frame: the time unit (see the module doc)
+SUBSTEPS = 30  # physics steps a frame
+WINDOW = 7  # consecutive frames a slowing is measured over
+PARABOLA_TOL = 0.015  # units: the largest residual of a run's parabola (a collision bends it more)
+MIN_SPEED = 0.06  # units a frame: slower runs may stop within the window
+RESTITUTIONS = (0.5, 0.65, 0.8, 0.95)
+MASS_RATIOS = (1.0, 2.0, 4.0)
+START = Physics(
+    friction=0.08, rolling_friction=0.04, restitution=0.8, mass_ratio=2.0, frame_dt=FRAME_DT, substeps=SUBSTEPS
+)
+
+
+@dataclass
+class PhysicsFit:
+    physics: Physics
+    slowing: dict  # {"slide" | "roll": units/s^2 measured (median), "runs": how many runs}
+    scores: dict = field(default_factory=dict)  # {"restitution=0.8": IoU, ...}: the collision grid
+    videos: int = 0
+    seconds: float = 0.0
+
+    def to_json(self):
+        return {**asdict(self), "physics": asdict(self.physics)}
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(**{**d, "physics": Physics(**d["physics"])})
+
+
+def run_slowings(track, frame_dt=FRAME_DT):
+    """Slowing (units/s^2, along the motion) of each run of ``WINDOW`` consecutive measured frames of ``track``
+    (an ``estimate.Track3D``) that a parabola fits within ``PARABOLA_TOL`` and that moves faster than
+    ``MIN_SPEED``."""
+    ts, xy = np.asarray(track.frames), track.positions
+    out = []
+    for k in range(len(ts) - WINDOW + 1):
+        t = ts[k : k + WINDOW]
+        if t[-1] - t[0] != WINDOW - 1:
+            continue
+        s = t - t.mean()
+        coef = np.polyfit(s, xy[k : k + WINDOW], 2)  # (3, 2): a s^2 + b s + c per axis
+        if np.abs(np.polyval(coef[:, 0], s) - xy[k : k + WINDOW, 0]).max() > PARABOLA_TOL:
+            continue
+        if np.abs(np.polyval(coef[:, 1], s) - xy[k : k + WINDOW, 1]).max() > PARABOLA_TOL:
+            continue
+        v = coef[1]
+        speed = np.linalg.norm(v)
+        if speed < MIN_SPEED:
+            continue
+        out.append(float(-2 * coef[0] @ v / speed) / frame_dt**2)
+    return out
+
+
+def measure_slowing(tracks, frame_dt=FRAME_DT):
+    """{"slide": median slowing of cubes and cylinders, "roll": of spheres (units/s^2), "runs": {kind: n}} over
+    ``tracks`` (``estimate.Track3D`` of train videos)."""
+    runs = {"slide": [], "roll": []}
+    for tr in tracks:
+        kind = "roll" if attributes(tr.cid)[0] == "sphere" else "slide"
+        runs[kind] += run_slowings(tr, frame_dt)
+    if not runs["slide"]:
+        raise ValueError("no sliding object moves freely long enough in these train videos to measure friction")
+    return {
+        "slide": float(np.median(runs["slide"])),
+        "roll": float(np.median(runs["roll"])) if runs["roll"] else None,
+        "runs": {k: len(v) for k, v in runs.items()},
+    }
+
+
+def fit_rolling(physics, sizes, roll, lo=0.0, hi=0.2, steps=12):
+    """The smallest rolling friction in [lo, hi] whose simulated rolling sphere slows by ``roll`` units/s^2
+    (bisection; ``hi`` when even that slows less)."""
+    if roll is None:
+        return physics.rolling_friction
+    if decelerations(replace(physics, rolling_friction=hi), sizes)["sphere"] < roll:
+        return hi
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        if decelerations(replace(physics, rolling_friction=mid), sizes)["sphere"] < roll:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _score(masks_list, camera, sizes, physics):
+    preds = np.stack([predict(m[:11], camera, sizes, physics) for m in masks_list])
+    truth = np.stack([m[21] for m in masks_list])
+    return float(stacked_iou(per_video_confusion(preds, truth).sum(0)))
+
+
+def fit_physics(masks_list, camera, sizes, *, collision_videos=24, progress=True):
+    """``PhysicsFit`` from train videos' masks (each (22, H, W) class ids): friction from the measured slowing,
+    rolling friction to match the spheres, then restitution and mass ratio on ``collision_videos`` videos whose
+    objects meet after frame 10."""
+    from tqdm.auto import tqdm
+
+    t0 = time.time()
+    tracks, meeting = [], []
+    for m in tqdm(masks_list, desc="measure train tracks", unit="video", disable=not progress):
+        trs = measure(m, camera, sizes)
+        tracks += trs
+        if len(meeting) < collision_videos and _objects_meet(trs, sizes, first=11):
+            meeting.append(m)
+    slowing = measure_slowing(tracks)
+    physics = replace(START, friction=slowing["slide"] / GRAVITY)
+    physics = replace(physics, rolling_friction=fit_rolling(physics, sizes, slowing["roll"]))
+    scores = {}
+    for key, grid in (("restitution", RESTITUTIONS), ("mass_ratio", MASS_RATIOS)):
+        best = None
+        for value in tqdm(grid, desc=f"fit {key}", disable=not progress or not meeting):
+            if not meeting:
+                break
+            score = _score(meeting, camera, sizes, replace(physics, **{key: value}))
+            scores[f"{key}={value}"] = score
+            if best is None or score > best[1]:
+                best = (value, score)
+        if best:
+            physics = replace(physics, **{key: best[0]})
+    return PhysicsFit(physics, slowing, scores, len(masks_list), round(time.time() - t0, 1))
+
+
+def _objects_meet(tracks, sizes, first, dist_radii=2.6):
+    """Whether two of a video's measured objects come within ``dist_radii`` radii in a frame >= ``first``."""
+    where = [dict(zip(t.frames, t.positions)) for t in tracks]
+    for a in range(len(where)):
+        for b in range(a):
+            common = [f for f in where[a] if f >= first and f in where[b]]
+            if any(np.linalg.norm(where[a][f] - where[b][f]) < dist_radii * sizes.radius for f in common):
+                return True
+    return False
