@@ -228,18 +228,32 @@ def parameter_diff(runs):
 
 
 # ------------------------------------------------------------------------------------------ spread over runs
+def _stage_ci(ci, src=None):
+    """The 95% interval of a stage from a notebook's ``val_ci`` entry (a pair, or {input source: pair}; notebook 06
+    gives its single pair for U-Net inputs)."""
+    if isinstance(ci, dict):
+        return ci.get(src)
+    return ci if ci is not None and src in (None, "unet") else None
+
+
 def _flat_stages(metrics):
-    """{name: value} of every val stage a run's notebooks report: each ``val_table`` (``06_objects: physics / unet``
-    for a table by input source) and each fine-tune epoch's val IoU of notebook 05 (``05_finetune: ce epoch 2``)."""
+    """{name: (value, 95% interval or None)} of every val stage a run's notebooks report: each ``val_table``
+    (``06_objects: physics / unet`` for a table by input source) with its ``val_ci``, and each fine-tune epoch's
+    val IoU of notebook 05 (``05_finetune: ce epoch 2``)."""
     out = {}
     for nb, m in metrics.items():
+        cis = m.get("val_ci") or {}
         for stage, v in (m.get("val_table") or {}).items():
             if isinstance(v, dict):
-                out.update({f"{nb}: {stage} / {src}": x for src, x in v.items() if isinstance(x, (int, float))})
+                for src, x in v.items():
+                    if isinstance(x, (int, float)):
+                        out[f"{nb}: {stage} / {src}"] = (x, _stage_ci(cis.get(stage), src))
             elif isinstance(v, (int, float)):
-                out[f"{nb}: {stage}"] = v
+                out[f"{nb}: {stage}"] = (v, _stage_ci(cis.get(stage)))
         for loss, rows in (m.get("histories") or {}).items():
-            out.update({f"{nb}: {loss} epoch {r['epoch']}": r["val_iou"] for r in rows if r.get("val_iou") is not None})
+            for r in rows:
+                if r.get("val_iou") is not None:
+                    out[f"{nb}: {loss} epoch {r['epoch']}"] = (r["val_iou"], None)
     return out
 
 
@@ -250,22 +264,26 @@ def _mean_sd(values):
 
 def spread(runs):
     """The numbers several runs share (the members of a sweep, e.g. seeds), each run's value with the mean and
-    standard deviation over the runs: ``{"runs": [names], "stages": {name: {"per_run", "mean", "sd"}},
+    standard deviation over the runs: ``{"runs": [names], "stages": {name: {"per_run", "ci", "mean", "sd"}},
     "comparisons": {name: {"a", "b", "per_run": {run: {"diff", "ci"}}, "mean", "sd", "above_0", "below_0"}}}``.
-    Stages are every val stage of every notebook (``_flat_stages``); comparisons are each notebook's paired
+    Stages are every val stage of every notebook (``_flat_stages``, ``ci``: each run's 95% interval where the
+    notebook gives one); comparisons are each notebook's paired
     differences (``val_diff_ci``, named ``NN_notebook: name``) with the runs whose 95% interval lies above or below
     0. Whether a difference holds over seeds is then plain: the spread of the diffs against their mean, and how many
     seeds' intervals exclude 0. A number only some runs have is kept, over those runs."""
     stages, comparisons = {}, {}
+    cis = {}
     for r in runs:
-        for name, v in _flat_stages(r.metrics).items():
+        for name, (v, ci) in _flat_stages(r.metrics).items():
             stages.setdefault(name, {})[r.name] = v
+            if ci is not None:
+                cis.setdefault(name, {})[r.name] = ci
         for nb, m in r.metrics.items():
             for name, d in (m.get("val_diff_ci") or {}).items():
                 c = comparisons.setdefault(f"{nb}: {name}", {"a": d.get("a"), "b": d.get("b"), "per_run": {}})
                 c["per_run"][r.name] = {"diff": d["diff"], "ci": d["ci"]}
     for name, per in stages.items():
-        stages[name] = {"per_run": per, **_mean_sd(list(per.values()))}
+        stages[name] = {"per_run": per, **({"ci": cis[name]} if name in cis else {}), **_mean_sd(list(per.values()))}
     for c in comparisons.values():
         per = c["per_run"].values()
         c.update(_mean_sd([d["diff"] for d in per]))

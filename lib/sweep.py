@@ -371,7 +371,13 @@ def summarize(sweep, say=_print):
         say(f"[sweep] {sweep.name}: no finished member to summarize in {sweep.folder}")
         return None
     runs = [compare.load_run(m.folder, m.name) for m in done]
-    summary = {"sweep": sweep.name, "members": len(sweep.members), **compare.spread(runs)}
+    summary = {
+        "sweep": sweep.name,
+        "description": sweep.description,
+        "members": len(sweep.members),
+        "values": {m.name: m.values for m in done},  # each member's own parameter values
+        **compare.spread(runs),
+    }
     save_json(sweep.folder / SUMMARY, summary)
     say(f"[sweep] {sweep.name}: {len(done)}/{len(sweep.members)} members summarized -> {sweep.folder / SUMMARY}")
     for line in compare.spread_lines(summary):

@@ -262,6 +262,8 @@ def test_spread_lays_each_number_of_the_runs_side_by_side_with_mean_and_sd(two_r
     assert phys["mean"] == pytest.approx(0.55) and phys["sd"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
     objects = s["stages"]["07_predict_hidden: objects"]
     assert objects["per_run"] == {r.name: r.metrics["07_predict_hidden"]["val_table"]["objects"] for r in runs}
+    assert objects["ci"] == {r.name: r.metrics["07_predict_hidden"]["val_ci"]["objects"] for r in runs}
+    assert "ci" not in phys  # notebook 06's tables here have no interval
     assert s["stages"]["07_predict_hidden: combined"]["per_run"] == {
         b.name: b.metrics["07_predict_hidden"]["val_table"]["combined"]
     }

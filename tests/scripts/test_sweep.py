@@ -331,6 +331,7 @@ def test_smoke_example_sweeps_simvp_on_the_base_unet_and_a_rerun_skips_it(smoke_
     summary = json.loads((out / "summary.json").read_text())
     names = [f"hid_T={v}" for v in values]
     assert summary["runs"] == names and summary["members"] == len(values)
+    assert summary["values"] == {n: {"hid_T": v} for n, v in zip(names, values)}
     simvp = [read_metrics(out / n, "07_predict_hidden")["val_table"] for n in names]
     for stage in simvp[0]:
         row = summary["stages"][f"07_predict_hidden: {stage}"]
