@@ -1,8 +1,10 @@
 """The objects of the re-simulating predictor as pybullet bodies, shared by lib/resim/draw.py and
 lib/resim/simulate.py.
 
-A class id fixes an object's shape and material (lib/common/classes.py); its size is one parameter, ``radius``:
-a sphere of radius r, a cylinder of radius r and height 2r (upright: axis along +z), a cube of half-extent 0.8r.
+A class id fixes an object's shape and material (lib/common/classes.py); its size is the shape's: a sphere of
+radius ``radius``, a cube of half-extent ``cube_half`` (0.8 radius unless given), an upright cylinder (axis along
++z) of radius ``cylinder_radius`` and half-height ``cylinder_half`` (radius and radius unless given); the fitted
+values come from lib/resim/fit_camera.py.
 An object's state is 13 floats: position xyz, orientation quaternion xyzw, linear velocity, angular velocity;
 a NaN row is an absent object.
 
@@ -21,13 +23,26 @@ STATE = 13  # floats per object state: position 3, quaternion xyzw 4, linear vel
 
 @dataclass(frozen=True)
 class Sizes:
-    """Object size: sphere and cylinder radius ``radius`` (cylinders 2 * radius high), cubes 1.6 * radius wide."""
+    """Object sizes: sphere radius, cube half-extent, cylinder radius and half-height (None: the proportions of a
+    sphere of ``radius``: 0.8 radius, radius, radius)."""
 
     radius: float
+    cube_half: float | None = None
+    cylinder_radius: float | None = None
+    cylinder_half: float | None = None
+
+    def dims(self, shape):
+        """(half-extent,) of a cube, (radius,) of a sphere, (radius, half-height) of a cylinder."""
+        r = self.radius
+        if shape == "cube":
+            return (self.cube_half or 0.8 * r,)
+        if shape == "sphere":
+            return (r,)
+        return (self.cylinder_radius or r, self.cylinder_half or r)
 
     def half_height(self, shape):
         """Height of the centre of an upright object of ``shape`` resting on the floor."""
-        return 0.8 * self.radius if shape == "cube" else self.radius
+        return self.dims(shape)[-1]
 
 
 def rest_state(xy, shape, sizes, vel=(0.0, 0.0)):
@@ -37,16 +52,17 @@ def rest_state(xy, shape, sizes, vel=(0.0, 0.0)):
     return s
 
 
-def _shapes(client, shape, r):
-    """(collision shape, visual shape) ids of an object of ``shape`` and radius ``r`` in ``client``."""
+def _shapes(client, shape, sizes):
+    """(collision shape, visual shape) ids of an object of ``shape`` and ``sizes`` in ``client``."""
     import pybullet as pb
 
+    d = sizes.dims(shape)
     if shape == "cube":
-        geom, col, vis = pb.GEOM_BOX, {"halfExtents": [0.8 * r] * 3}, {"halfExtents": [0.8 * r] * 3}
+        geom, col, vis = pb.GEOM_BOX, {"halfExtents": [d[0]] * 3}, {"halfExtents": [d[0]] * 3}
     elif shape == "sphere":
-        geom, col, vis = pb.GEOM_SPHERE, {"radius": r}, {"radius": r}
+        geom, col, vis = pb.GEOM_SPHERE, {"radius": d[0]}, {"radius": d[0]}
     else:
-        geom, col, vis = pb.GEOM_CYLINDER, {"radius": r, "height": 2 * r}, {"radius": r, "length": 2 * r}
+        geom, col, vis = pb.GEOM_CYLINDER, {"radius": d[0], "height": 2 * d[1]}, {"radius": d[0], "length": 2 * d[1]}
     return (
         pb.createCollisionShape(geom, physicsClientId=client, **col),
         pb.createVisualShape(geom, physicsClientId=client, **vis),
@@ -83,7 +99,7 @@ def create_body(client, cid, sizes, state, physics=None):
     import pybullet as pb
 
     shape, material, _ = attributes(cid)
-    col, vis = _shapes(client, shape, sizes.radius)
+    col, vis = _shapes(client, shape, sizes)
     mass = physics.mass_ratio if physics is not None and material == "metal" else 1.0
     uid = pb.createMultiBody(mass, col, vis, physicsClientId=client)
     if physics is not None:

@@ -18,7 +18,7 @@ from lib.resim import bodies
 _PARKED = [0.0, 0.0, -1000.0]  # where bodies not in the scene wait: far below the floor, out of every view
 MAX_PARKED = 6  # parked bodies kept for later calls (each costs render time); the others are removed
 MAX_CREATED = 1000  # bodies created before the client is emptied (removed bodies leave their shapes behind)
-_CLIENT = {"pid": None, "id": None, "radius": None, "bodies": {}, "created": 0}
+_CLIENT = {"pid": None, "id": None, "sizes": None, "bodies": {}, "created": 0}
 
 
 def _client(sizes):
@@ -27,10 +27,10 @@ def _client(sizes):
 
     c = _CLIENT
     if c["pid"] != os.getpid() or not pb.isConnected(c["id"]):
-        c.update(pid=os.getpid(), id=pb.connect(pb.DIRECT), radius=None)
-    if c["radius"] != sizes.radius or c["created"] > MAX_CREATED:
+        c.update(pid=os.getpid(), id=pb.connect(pb.DIRECT), sizes=None)
+    if c["sizes"] != sizes or c["created"] > MAX_CREATED:
         pb.resetSimulation(physicsClientId=c["id"])
-        c.update(radius=sizes.radius, bodies={}, created=0)
+        c.update(sizes=sizes, bodies={}, created=0)
     return c
 
 
