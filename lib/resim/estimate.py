@@ -59,31 +59,43 @@ def _centroid(sel):
     return np.array([xs.mean() + 0.5, ys.mean() + 0.5]) if len(xs) else None
 
 
-def locate(camera, sizes, cid, observed, yaw=0.0, iters=3):
+def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.05):
     """Floor position (x, y) of object ``cid`` whose pixels in a frame are ``observed`` (H, W) bool: the
-    position whose drawing (alone, cut by the border) has the observed centroid. None if it cannot be drawn."""
+    position whose drawing (alone, at ``supersample`` like the masks, cut by the border) has the observed
+    centroid within ``tol`` px. None if it cannot be drawn. Each step moves the object by the centroid's error
+    times a gain per axis: 1, or for an object cut by the border (whose visible centroid follows it only partly)
+    how far the object moved per pixel its drawn centroid moved in the previous step."""
     shape = attributes(cid)[0]
     h = sizes.half_height(shape)
     target = _centroid(observed)
     xy = ray_at_height(camera, *target, h)
+    gain, prev = np.ones(2), None
     for _ in range(iters):
         state = bodies.rest_state(xy, shape, sizes)
         state[3:7] = yaw_quaternion(yaw)
-        drawn = _centroid(draw([cid], state[None], camera, sizes, supersample=1) == cid)
+        drawn = _centroid(draw([cid], state[None], camera, sizes, supersample=supersample) == cid)
         if drawn is None:
             return None
         centre = camera.project([[*xy, h]])[0]
-        xy = ray_at_height(camera, *(centre + target - drawn), h)
+        err = target - drawn
+        if np.abs(err).max() < tol:
+            break
+        if prev is not None:
+            moved, followed = centre - prev[0], drawn - prev[1]
+            ok = np.abs(followed) > 0.1
+            gain = np.where(ok, np.clip(moved / np.where(ok, followed, 1.0), 1.0, 4.0), gain)
+        prev = (centre, drawn)
+        xy = ray_at_height(camera, *(centre + gain * err), h)
     return xy
 
 
-def cube_yaw(camera, sizes, cid, observed, xy):
+def cube_yaw(camera, sizes, cid, observed, xy, supersample=1):
     """The yaw in ``YAWS`` whose drawing of cube ``cid`` at ``xy`` overlaps ``observed`` best (IoU)."""
     best, best_iou = 0.0, -1.0
     for yaw in YAWS:
         state = bodies.rest_state(xy, "cube", sizes)
         state[3:7] = yaw_quaternion(yaw)
-        d = draw([cid], state[None], camera, sizes) == cid
+        d = draw([cid], state[None], camera, sizes, supersample=supersample) == cid
         iou = (d & observed).sum() / max((d | observed).sum(), 1)
         if iou > best_iou:
             best, best_iou = yaw, iou
@@ -97,7 +109,7 @@ def _decelerating_fit(t, p, decel, at=LAST):
     s = t - at
     v = np.polyfit(s, p, 1)[0]
     speed = np.linalg.norm(v)
-    u = v / speed if speed > 0 else np.zeros(2)
+    u = v / speed if speed >= STILL else np.zeros(2)  # a still object does not slow down
     q = p + 0.5 * decel * (s**2)[:, None] * u  # the motion with its slowing taken out: a straight line
     coef = np.polyfit(s, q, 1)
     fit = coef[1] + np.outer(s, coef[0]) - 0.5 * decel * (s**2)[:, None] * u
@@ -145,7 +157,7 @@ class Track3D:
     track: object
 
 
-def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None):
+def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, supersample=1):
     """``Track3D`` of every object of ``masks`` (T, H, W) class ids with a measured floor position, in class-id
     order: positions by ``locate`` in each frame where the object is whole or cut only by the border (and in
     frame ``last`` whenever it is visible there), cubes' yaw by ``cube_yaw`` on their last whole frame."""
@@ -163,11 +175,11 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None):
         yaw = 0.0
         if shape == "cube" and usable:
             t_yaw = max((t for t in usable if tr.clean[t]), default=usable[-1])
-            xy = locate(camera, sizes, cid, pixels(t_yaw))
-            yaw = cube_yaw(camera, sizes, cid, pixels(t_yaw), xy) if xy is not None else 0.0
+            xy = locate(camera, sizes, cid, pixels(t_yaw), supersample=supersample)
+            yaw = cube_yaw(camera, sizes, cid, pixels(t_yaw), xy, supersample) if xy is not None else 0.0
         ts, xys = [], []
         for t in usable:
-            xy = locate(camera, sizes, cid, pixels(t), yaw)
+            xy = locate(camera, sizes, cid, pixels(t), yaw, supersample)
             if xy is not None:
                 ts.append(t)
                 xys.append(xy)
@@ -176,13 +188,14 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None):
     return out
 
 
-def estimate(masks_in, camera, sizes, frame_dt, decel=None, *, min_area=20, line_tol=0.04, denoise=True):
+def estimate(masks_in, camera, sizes, frame_dt, decel=None, *, min_area=20, line_tol=0.04, denoise=True, supersample=1):
     """``Estimate`` of the objects visible in the last input frame of ``masks_in`` (11, H, W) class ids.
     ``decel``: {shape: deceleration in units/s^2} of a moving object (``simulate.decelerations``), none if
-    not given."""
+    not given; ``supersample``: how the masks were drawn (the videos': 2), so that objects are drawn alike."""
     decel = decel or {}
     cids, states, frames, positions, yaws = [], [], [], [], []
-    for m in measure(masks_in, camera, sizes, min_area=min_area, denoise=denoise, last=LAST):
+    measured = measure(masks_in, camera, sizes, min_area=min_area, denoise=denoise, last=LAST, supersample=supersample)
+    for m in measured:
         if not m.track.visible[LAST]:
             continue
         shape = attributes(m.cid)[0]

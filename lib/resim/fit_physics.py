@@ -24,7 +24,7 @@ import numpy as np
 from lib.common.classes import attributes
 from lib.common.metrics import per_video_confusion, stacked_iou
 from lib.resim.estimate import measure
-from lib.resim.predict import predict
+from lib.resim.predict import SUPERSAMPLE, predict
 from lib.resim.simulate import GRAVITY, Physics, decelerations
 
 FRAME_DT = 0.1  # seconds a frame: the time unit (see the module doc)
@@ -126,7 +126,7 @@ def fit_physics(masks_list, camera, sizes, *, collision_videos=24, progress=True
     t0 = time.time()
     tracks, meeting = [], []
     for m in tqdm(masks_list, desc="measure train tracks", unit="video", disable=not progress):
-        trs = measure(m, camera, sizes)
+        trs = measure(m, camera, sizes, supersample=SUPERSAMPLE)
         tracks += trs
         if len(meeting) < collision_videos and _objects_meet(trs, sizes, first=11):
             meeting.append(m)

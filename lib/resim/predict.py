@@ -26,7 +26,7 @@ def scene_at_last_input(masks_in, camera, sizes, physics):
     key = (physics, sizes)
     if key not in _DECEL:
         _DECEL[key] = decelerations(physics, sizes)
-    est = estimate(masks_in, camera, sizes, physics.frame_dt, _DECEL[key])
+    est = estimate(masks_in, camera, sizes, physics.frame_dt, _DECEL[key], supersample=SUPERSAMPLE)
     return est.class_ids, refine(est, physics, sizes, _DECEL[key])
 
 

@@ -1,0 +1,114 @@
+"""The frame-10 states refined by simulation (``refine``) on a hand-made collision between frames 8 and 9, where
+the tracks alone (``estimate``) get the new velocities wrong, and the grouping of objects that come close."""
+
+import numpy as np
+import pytest
+
+from lib.common.classes import class_id
+from lib.resim.bodies import Sizes, rest_state
+from lib.resim.camera import Camera
+from lib.resim.draw import draw
+from lib.resim.estimate import Estimate, estimate
+from lib.resim.fit_states import START, groups, refine
+from lib.resim.simulate import Physics, decelerations, simulate
+
+CAM = Camera(fov=32, elev=38, dist=10, target_y=0.5)
+SIZES = Sizes(0.5)
+PHYS = Physics(friction=0.08, rolling_friction=0.04, restitution=0.8, mass_ratio=2.0, frame_dt=0.1, substeps=30)
+HITTER = class_id("cylinder", "rubber", "red")  # slides into
+TARGET = class_id("cylinder", "metal", "blue")  # at rest until hit, slightly off the hitter's line
+
+
+@pytest.fixture(scope="module")
+def collision():
+    """(class ids, simulated states (11, 2, 13), Estimate, refined states (2, 13)): the hitter, launched at 3
+    units/s, touches the target between frames 8 and 9 (centres 1.13 and 1.01 apart: touching is 1.0)."""
+    cids = [HITTER, TARGET]
+    s0 = np.stack([rest_state((-2.0, 0.5), "cylinder", SIZES, (3.0, 0.0)), rest_state((1.27, 0.6), "cylinder", SIZES)])
+    sim = simulate(cids, s0, 10, PHYS, SIZES)
+    gap = np.linalg.norm(sim[:, 0, :2] - sim[:, 1, :2], axis=1)
+    assert gap[8] > 1.1 and gap[9] < 1.05  # the contact is between frames 8 and 9
+    masks = np.stack([draw(cids, sim[f], CAM, SIZES, supersample=2) for f in range(11)])
+    decel = decelerations(PHYS, SIZES)
+    est = estimate(masks, CAM, SIZES, PHYS.frame_dt, decel)
+    assert est.class_ids.tolist() == sorted(cids)
+    return cids, sim, est, refine(est, PHYS, SIZES, decel)
+
+
+def errors(collision, states):
+    """Per object of the Estimate: (velocity error (units/s), position error (units)) at frame 10."""
+    cids, sim, est, _ = collision
+    out = []
+    for i, cid in enumerate(est.class_ids):
+        t = sim[10, cids.index(cid)]
+        out.append((np.linalg.norm(states[i, 7:9] - t[7:9]), np.linalg.norm(states[i, :2] - t[:2])))
+    return np.array(out)
+
+
+def test_estimate_alone_misses_the_new_velocities(collision):
+    """Only frames 9 and 10 show the motion after the contact: the tracks' velocities are off by > 0.3 units/s
+    (true speeds 0.6-0.7 units/s)."""
+    v_err, _ = errors(collision, collision[2].states).T
+    assert (v_err > 0.3).all(), v_err
+
+
+def test_refine_recovers_the_velocities_after_the_collision(collision):
+    """Simulating from frame 6 through the contact: velocities within 0.1 units/s, 4 x better than the tracks',
+    positions within 0.05 units, heights and spins those of upright objects."""
+    cids, sim, est, ref = collision
+    v_est, _ = errors(collision, est.states).T
+    v_ref, p_ref = errors(collision, ref).T
+    assert (v_ref < 0.1).all() and (v_ref < v_est / 4).all(), (v_ref, v_est)
+    assert (p_ref < 0.05).all(), p_ref
+    assert ref.shape == (2, 13) and np.isfinite(ref).all()
+    np.testing.assert_allclose(ref[:, 2], SIZES.half_height("cylinder"), atol=0.01)
+
+
+def test_refine_keeps_objects_not_measured_by_the_start_frame(collision):
+    """An object first measured after frame ``START`` keeps its own estimate; the others are refined as before."""
+    _, _, est, ref = collision
+    late = Estimate(
+        est.class_ids,
+        est.states.copy(),
+        [est.frames[0], est.frames[1][START + 2 :]],
+        [est.positions[0], est.positions[1][START + 2 :]],
+        est.yaws,
+    )
+    out = refine(late, PHYS, SIZES, decelerations(PHYS, SIZES))
+    np.testing.assert_array_equal(out[1], est.states[1])
+    assert not np.array_equal(out[0], est.states[0])
+
+
+def fake_estimate(tracks):
+    """An Estimate of cylinders whose measured positions are ``tracks``: {frame: (x, y)} per object."""
+    n = len(tracks)
+    return Estimate(
+        np.full(n, HITTER),
+        np.zeros((n, 13)),
+        [sorted(t) for t in tracks],
+        [np.array([t[f] for f in sorted(t)], float) for t in tracks],
+        [0.0] * n,
+    )
+
+
+def parts(gs):
+    return sorted(sorted(g) for g in gs)
+
+
+def test_groups():
+    """Objects that come within ``dist`` in a frame from ``start`` to 10 where both were measured are one group
+    (also through a third); far-apart ones, or ones close only before ``start``, are alone."""
+    frames = range(11)
+    near_a = {f: (0.0, 0.0) for f in frames}
+    near_b = {f: (1.5, 0.0) for f in frames}  # 1.5 from a
+    chain = {f: (3.0, 0.5) for f in frames}  # 1.58 from b, 3.04 from a
+    far = {f: (6.0, 6.0) for f in frames}
+    early = {f: (-6.0, 4.0) if f >= 5 else (0.0, 2.5) for f in frames}  # 2.5 from a before frame 5, far after
+    late_measured = {f: (0.5, 0.0) for f in (2, 3)}  # close to a, but not measured from frame 6 on
+    est = fake_estimate([near_a, far, near_b, early, chain, late_measured])
+    assert parts(groups(est, [0, 1, 2, 3, 4, 5], 6, 2.0)) == [[0, 2, 4], [1], [3], [5]]
+    assert parts(groups(est, [0, 1, 2, 3, 4, 5], 6, 1.55)) == [[0, 2], [1], [3], [4], [5]]
+    assert parts(groups(est, [0, 3], 6, 3.0)) == [[0], [3]]
+    assert parts(groups(est, [0, 3], 0, 3.0)) == [[0, 3]]  # from frame 0 the early pass counts
+    assert parts(groups(est, [4, 1], 6, 2.0)) == [[1], [4]]
+    assert groups(est, [], 6, 2.0) == []
