@@ -15,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from lib.common.paths import PROJ_ROOT
@@ -191,7 +192,9 @@ def _diff(d):
 
 
 def _finetune(results):
-    (r,) = results.values()
+    """The script's arms (its file), then the sweep's members (``sweep_*`` files), each a table."""
+    sweeps = {k: v for k, v in results.items() if k.startswith("sweep_")}
+    (r,) = [v for k, v in results.items() if k not in sweeps]
     out = [
         f"| arm ({r['val_videos']} val videos, 11-step rollouts from U-Net masks) | steps | val IoU | "
         "difference to its start |\n|---|---|---|---|"
@@ -200,7 +203,7 @@ def _finetune(results):
         diff = "" if name == "start" else _diff({"diff": a["diff"], "ci": a["diff_ci"]})
         diff += "" if a["vs"] == "start" else f" (vs `{a['vs']}`)"
         out.append(f"| `{name}` | {a['steps']} | {_ci({'iou': a['val_iou'], 'ci': a['ci']})} | {diff} |")
-    return out
+    return out + ([""] + _sweep_finetune(sweeps) if sweeps else [])
 
 
 def _scaling(results):
@@ -257,8 +260,142 @@ def _fragments(results):
     return out
 
 
+def _sweep_rows(summary, stage):
+    """(member, value, interval or None) of ``stage`` in a sweep's summary.json, in member order."""
+    s = summary["stages"].get(stage, {"per_run": {}})
+    return [(m, s["per_run"].get(m), s.get("ci", {}).get(m)) for m in summary["runs"]]
+
+
+def _iou_ci(value, ci):
+    return "" if value is None else _ci({"iou": value, "ci": ci}) if ci else f"{value:.3f}"
+
+
+def _sweep_scaling(results):
+    """Notebook 06's learned model against physics, a row a member of the dynamics sweeps."""
+    out = [
+        "| sweep | member | training videos | epochs | batch, lr | epoch kept | physics, U-Net masks in | learned, "
+        "U-Net masks in | learned - physics (paired) | learned, true masks in |\n|---|---|---|---|---|---|---|---|---|---|"
+    ]
+    learned, physics = "06_objects: learned (physics + attention residual)", "06_objects: physics (floor + collisions)"
+    for name, s in results.items():
+        diffs = s["comparisons"]["06_objects: learned - physics"]["per_run"]
+        rows = zip(
+            _sweep_rows(s, f"{physics} / unet"),
+            _sweep_rows(s, f"{learned} / unet"),
+            _sweep_rows(s, f"{learned} / true"),
+        )
+        for (m, pv, pci), (_, lv, lci), (_, tv, _) in rows:
+            p = {**s["params"], **s["values"][m]}
+            out.append(
+                f"| `{name}` | `{m}` | {300 + p['extra_videos']} | {p['epochs']} | {p['batch_size']}, {p['lr']:g} | "
+                f"{p['select']} | {_iou_ci(pv, pci)} | {_iou_ci(lv, lci)} | {_diff(diffs[m])} | {_iou_ci(tv, None)} |"
+            )
+    return out
+
+
+def _sweep_finetune(results):
+    """Notebook 05's fine-tune epochs, a row a member of the finetune sweep."""
+    (s,) = results.values()
+    out = [
+        "| member | schedule | SimVP (notebook 04), all val videos | epoch 1, eval videos | epoch 2, eval videos |"
+        "\n|---|---|---|---|---|"
+    ]
+    start = dict((m, v) for m, v, _ in _sweep_rows(s, "05_finetune: SimVP (notebook 04)"))
+    e1 = dict((m, v) for m, v, _ in _sweep_rows(s, "05_finetune: ce epoch 1"))
+    e2 = dict((m, v) for m, v, _ in _sweep_rows(s, "05_finetune: ce epoch 2"))
+    for m in s["runs"]:
+        what = ", ".join(f"{k} {v:g}" for k, v in s["values"][m].items()) or "the profile's"
+        out.append(f"| `{m}` | {what} | {_iou_ci(start[m], None)} | {_iou_ci(e1[m], None)} | {_iou_ci(e2[m], None)} |")
+    return out
+
+
+def _resim(results):
+    """The re-simulating predictor against notebook 06's, its oracle rows, what each failure category costs."""
+    (r,) = results.values()
+    cam, phys = r["camera_fit"]["camera"], r["physics_fit"]["physics"]
+    out = [
+        f"Fitted on {r['train_videos']} train videos: camera fov {cam['fov']:.2f}, elevation {cam['elev']:.2f}, "
+        f"distance {cam['dist']:.3f} (sphere radius 0.5); sizes "
+        + ", ".join(f"{k} {v:.3f}" for k, v in r["camera_fit"]["sizes"].items() if k != "sphere_radius")
+        + f"; friction {phys['friction']:.4f} (frame interval {phys['frame_dt']} s), rolling friction "
+        f"{phys['rolling_friction']:.3f}, restitution {phys['restitution']}, mass ratio {phys['mass_ratio']}.",
+        "",
+        "| row (val unless said) | true masks in | U-Net masks in |\n|---|---|---|",
+    ]
+    val = r["val"]
+    names = list(dict.fromkeys([*val["true"], *val["unet"]]))
+    for name in names:
+        cells = [val[s].get(name) for s in ("true", "unet")]
+        out.append(
+            f"| {name} | " + " | ".join("" if c is None else _diff(c) if "diff" in c else _ci(c) for c in cells) + " |"
+        )
+    for name, row in r.get("hidden", {}).items():
+        out.append(f"| {name}, hidden | | {_ci(row)} |")
+    for name, row in r.get("oracles", {}).items():
+        out.append(f"| oracle: {name} | {_ci(row)} | |")
+    costs = r["failure_costs"]
+    cats = list(next(iter(costs.values())))
+    out += ["", "| what each failure category costs (U-Net inputs, val) | " + " | ".join(cats) + " |",
+            "|---|" + "---|" * len(cats)]  # fmt: skip
+    for name, c in costs.items():
+        out.append(f"| {name} | " + " | ".join(f"{c[k]['iou_cost']:.3f} ({c[k]['objects']})" for k in cats) + " |")
+    secs = r["seconds"]
+    out += ["", "Seconds: " + ", ".join(f"{k} {v}" for k, v in secs.items()) + "."]
+    return out
+
+
+def scaling_figure(results, path):
+    """The dynamics sweeps as a figure: U-Net-input IoU of physics and of the learned model (a line for each epoch
+    kept, and for each batch size and epochs of the 10000-video members), and learned - physics, against the
+    number of training videos."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    learned, physics = "06_objects: learned (physics + attention residual)", "06_objects: physics (floor + collisions)"
+    lines = {}  # label -> [(videos, IoU, ci, diff)]
+    phys = {}
+    for s in results.values():
+        diffs = s["comparisons"]["06_objects: learned - physics"]["per_run"]
+        for (m, v, ci), (_, pv, pci) in zip(_sweep_rows(s, f"{learned} / unet"), _sweep_rows(s, f"{physics} / unet")):
+            p = {**s["params"], **s["values"][m]}
+            n = 300 + p["extra_videos"]
+            label = f"learned, {p['select']} epoch, batch {p['batch_size']}, {p['epochs']} epochs"
+            lines.setdefault(label, []).append((n, v, ci, diffs[m]))
+            phys[n] = (pv, pci)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+
+    def bars(ax, pts, **kw):
+        x, y, ci = [p[0] for p in pts], np.array([p[1] for p in pts]), np.array([p[2] for p in pts])
+        ax.errorbar(x, y, yerr=[y - ci[:, 0], ci[:, 1] - y], fmt="o-", capsize=3, **kw)
+
+    xs = sorted(phys)
+    bars(axes[0], [(n, *phys[n]) for n in xs], color="k", label="physics")
+    for label, pts in lines.items():
+        pts = sorted(pts)
+        bars(axes[0], [p[:3] for p in pts], label=label)
+        bars(axes[1], [(p[0], p[3]["diff"], p[3]["ci"]) for p in pts], label=label)
+    axes[0].set_title("val frame 22, U-Net inputs")
+    axes[0].set_ylabel("IoU (95% bootstrap CI)")
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set_title("learned - physics (paired 95% CI)")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [str(v) for v in xs])
+        ax.minorticks_off()
+        ax.set_xlabel("training videos")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
 TABLES = {"finetune": _finetune, "scaling": _scaling, "refine": _refine, "still_rule": _still_rule}
-TABLES["fragments"] = _fragments
+TABLES.update(fragments=_fragments, sweep_scaling=_sweep_scaling, sweep_finetune=_sweep_finetune, resim=_resim)
+FIGURES = {"sweep_scaling": scaling_figure}  # the entries whose figure the experiments page's rewrite draws
 
 
 def experiments_page(folder=EXPERIMENTS):
@@ -291,6 +428,17 @@ def experiments_page(folder=EXPERIMENTS):
             out += ["", e["reading"].strip()]
         out += ["", f"**Decision.** {e['decision'].strip()}"]
     return "\n".join(out) + "\n"
+
+
+def experiment_figures(folder=EXPERIMENTS):
+    """Draws the figure of each experiment whose table has one in ``FIGURES``, from its result files."""
+    index = yaml.safe_load((folder / "index.yaml").read_text())
+    drawn = []
+    for e in index["experiments"]:
+        if e.get("figure") and e["table"] in FIGURES:
+            results = {f: json.loads((folder / f).read_text()) for f in e["files"]}
+            drawn.append(FIGURES[e["table"]](results, folder / e["figure"]))
+    return drawn
 
 
 def collect(run, dest):
@@ -368,4 +516,7 @@ def main(argv=None, description=None):
         print(f"[report] {path} rewritten from {source}")
     if a.readme and not a.check:
         print(f"[report] drew {headline(a.run, Path(a.readme).parent / 'figures' / HEADLINE)}")
+    if a.experiments and not a.check:
+        for path in experiment_figures():
+            print(f"[report] drew {path}")
     return status

@@ -375,6 +375,7 @@ def summarize(sweep, say=_print):
         "sweep": sweep.name,
         "description": sweep.description,
         "members": len(sweep.members),
+        "params": sweep.params,  # the parameters every member shares
         "values": {m.name: m.values for m in done},  # each member's own parameter values
         **compare.spread(runs),
     }

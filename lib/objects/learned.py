@@ -469,7 +469,7 @@ def train_dynamics(
     is never used; at most a fifth of the videos are held out). The other sets (e.g. U-Net labels of
     unlabeled videos, or cheap masks-only synthetic videos of ``lib.data.synth.generate_masks``, whose frames
     11-20 are zeros: only frames 0-10 and 21 are read) only add training videos. ``flip``: add left-right
-    mirrored copies. More videos help most (scripts/experiments/dynamics_scaling.py, results/experiments/dynamics_scaling.json).
+    mirrored copies. More videos help most (sweeps/dynamics_scaling.yaml, docs/experiments.md).
     Checkpoints ``best.pt`` / ``last.pt`` and logs go to ``out_dir`` (resumable, see lib/common/trainer.py).
     ``data``: fingerprints of the training sets (e.g. packed splits'), so a resume on other data is refused.
     ``select``: the weights returned: "best" (the epoch of the best held-out ``val_iou``, ``best.pt``) or "last"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import write_video
 
-from lib.data import scene, synth
+from lib.data import synth
 from lib.objects import learned
 from lib.objects.motion import MotionSettings
 
@@ -27,41 +27,6 @@ def run_script(name, *args):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc.stdout
-
-
-def _tiny_data(root):
-    """A train split of 8 and a val split of 4 masks-only synthetic videos (mask.npy only, what the script reads)."""
-    for split, first, n in (("train", 0, 8), ("val", 1000, 4)):
-        for vid in range(first, first + n):
-            _, m, _ = scene.render_video(vid, 0, rgb_frames=[], mask_frames=synth.MASK_FRAMES)
-            d = root / split / f"video_{vid:05d}"
-            d.mkdir(parents=True)
-            np.save(d / "mask.npy", m)
-    (root / "SYNTHETIC.json").write_text(json.dumps({"seed": 0, "counts": {"unlabeled": 100}}))
-
-
-def test_scaling_script_tiny(tmp_path):
-    root = tmp_path / "data"
-    _tiny_data(root)
-    labels = np.stack([np.load(d / "mask.npy") for d in sorted((root / "val").glob("video_*"))])
-    np.save(tmp_path / "unet.npy", labels)  # stand-in U-Net labels
-    out = tmp_path / "s.json"
-    args = ["--tiny", "--data-root", root, "--unet-labels", tmp_path / "unet.npy", "--workers", "1"]
-    base = tmp_path / "06_objects.json"  # the baseline's settings (no fitting: fast)
-    base.write_text(json.dumps({"settings": {"physics": dict(learned.DEFAULT_CFG, baseline="decel", size_b=0.0)}}))
-    args += ["--baseline-from", base, "--extra-dir", tmp_path / "extra"]
-    args += ["--work-dir", tmp_path / "work", "--out", out]
-    run_script("dynamics_scaling.py", *args)
-    res = json.loads(out.read_text())
-    assert res["sizes"] == [8, 12] and [r["videos"] for r in res["rows"]] == [8, 12]
-    assert res["extra"]["first_id"] == 2100 and res["extra"]["n"] == 4
-    for r in res["rows"]:
-        for src in ("true", "unet"):
-            for key in ("learned", "physics"):
-                assert set(r[key][src]) == {"iou", "ci"} and 0 <= r[key][src]["iou"] <= 1
-            assert set(r["diff"][src]) == {"diff", "ci"}
-    assert out.with_suffix(".png").is_file()
-    assert (tmp_path / "extra" / "masks_s0_2100_4_ss1.npy").is_file()  # where the script keeps its extra videos
 
 
 def test_still_rule_script_on_fresh_videos(tmp_path):
