@@ -259,3 +259,16 @@ def test_estimate_entrant_seen_once_comes_in_from_the_border(scene):
     v = est.states[row(est, ENTRANT), 7:9]
     assert abs(np.linalg.norm(v) - ENTRY_SPEED) < 1e-6
     assert v[0] > 0.9 * ENTRY_SPEED
+
+
+def test_estimate_keeps_an_object_hidden_at_frame_10(scene):
+    """An object missing from frames 9 and 10 away from the border (hidden behind another one) is still in the
+    scene, where its track leads (within 0.1 units); the object that left through the border before is not."""
+    _, _, masks, _ = scene
+    hidden = masks.copy()
+    hidden[9:][hidden[9:] == SLIDING] = 0
+    est = estimate(hidden, CAM, SIZES, PHYS.frame_dt, decelerations(PHYS, SIZES), supersample=2)
+    assert SLIDING in est.class_ids and GONE not in est.class_ids
+    assert est.frames[row(est, SLIDING)] == list(range(9))
+    s, t = est.states[row(est, SLIDING)], truth(scene, SLIDING)
+    assert np.abs(s[:2] - t[:2]).max() < 0.1, (s[:2], t[:2])
