@@ -78,6 +78,15 @@ def test_experiments_page_is_what_report_renders(tmp_path):
     assert report.main(["--experiments", str(changed), "--check"]) == 1
 
 
+COMMANDS = (
+    "python scripts/experiments/",
+    "python scripts/tools/sweep.py sweeps/",
+    "cp runs/sweeps/",
+    "./run_all.sh ",
+    "python scripts/tools/report.py --experiments",
+)
+
+
 def test_every_experiment_result_belongs_to_an_entry():
     index = yaml.safe_load((EXPERIMENTS / "index.yaml").read_text())
     entries = index["experiments"]
@@ -94,8 +103,10 @@ def test_every_experiment_result_belongs_to_an_entry():
         assert not e.get("figure") or (EXPERIMENTS / e["figure"]).is_file(), e["figure"]
         for f in e["files"]:
             assert any(f in c for c in e["commands"]), f"{e['id']}: no command writes {f}"
-        for c in e["commands"]:
-            assert c.startswith("python scripts/experiments/"), f"{e['id']}: {c}"
+        for c in e["commands"]:  # a script, a sweep (and copying its summary), the run it starts from, the page
+            assert c.startswith(COMMANDS), f"{e['id']}: {c}"
+            sweep = re.match(r"python scripts/tools/sweep.py (\S+)", c)
+            assert not sweep or (ROOT / sweep.group(1)).is_file(), f"{e['id']}: {c}: no such sweep file"
 
 
 def test_results_carry_provenance_and_parameters():
@@ -180,7 +191,9 @@ def test_every_quoted_path_exists():
             parts = Path(path).parts
             if any(re.fullmatch(r"[A-Z_]+|NN_\w*", p) for p in parts):  # placeholders: PROFILE, NN_name
                 continue
-            if path.startswith("lib/") and page.name == "history.md":  # the journal keeps the names of its time
+            if (
+                path.startswith(("lib/", "scripts/")) and page.name == "history.md"
+            ):  # the journal keeps its time's names
                 continue
             if not (ROOT / path).exists():
                 bad.append(f"{page.relative_to(ROOT)}: {path}")
