@@ -267,10 +267,10 @@ def spread(runs):
     standard deviation over the runs: ``{"runs": [names], "stages": {name: {"per_run", "ci", "mean", "sd"}},
     "comparisons": {name: {"a", "b", "per_run": {run: {"diff", "ci"}}, "mean", "sd", "above_0", "below_0"}}}``.
     Stages are every val stage of every notebook (``_flat_stages``, ``ci``: each run's 95% interval where the
-    notebook gives one); comparisons are each notebook's paired
-    differences (``val_diff_ci``, named ``NN_notebook: name``) with the runs whose 95% interval lies above or below
-    0. Whether a difference holds over seeds is then plain: the spread of the diffs against their mean, and how many
-    seeds' intervals exclude 0. A number only some runs have is kept, over those runs."""
+    notebook gives one); comparisons are each notebook's paired differences (``val_diff_ci``, named ``NN_notebook:
+    name``) with the runs whose 95% interval lies above or below 0. Whether a difference holds over seeds is then
+    plain: the spread of the diffs against their mean, and how many seeds' intervals exclude 0. A number only some
+    runs have is kept, over those runs."""
     stages, comparisons = {}, {}
     cis = {}
     for r in runs:

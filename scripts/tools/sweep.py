@@ -8,7 +8,8 @@
 Each member runs ``run_all.sh PROFILE <out>/<member>`` with ONLY = the sweep's notebooks and RUN_PARAMS = its
 parameters; what the notebooks before the first one wrote comes from the base run (hard-linked or copied).
 Everything is checked before the first member starts. When all have finished, ``<out>/summary.json`` lays their
-numbers side by side with mean and spread (``--summary`` writes it for the finished members alone). The sweep file's format: docs/sweeps.md.
+numbers side by side with mean and spread (``--summary`` writes it for the finished members alone). The sweep
+file's format: docs/sweeps.md.
 
 Exit status: 0 every member finished; 1 a member failed (named, with its folder and log; rerun to go on);
 2 the sweep file, a member's parameters or the base do not check (nothing ran); 3 the sweep folder is in use.
