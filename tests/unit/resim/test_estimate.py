@@ -14,6 +14,7 @@ from lib.resim.camera import Camera
 from lib.resim.draw import draw
 from lib.resim.estimate import (
     ENTRY_SPEED,
+    HIDDEN_MIN_FRAMES,
     _decelerating_fit,
     cube_yaw,
     estimate,
@@ -263,7 +264,8 @@ def test_estimate_entrant_seen_once_comes_in_from_the_border(scene):
 
 def test_estimate_keeps_an_object_hidden_at_frame_10(scene):
     """An object missing from frames 9 and 10 away from the border (hidden behind another one) is still in the
-    scene, where its track leads (within 0.1 units); the object that left through the border before is not."""
+    scene, where its track leads (within 0.1 units); the object that left through the border before is not, nor
+    one seen in fewer than HIDDEN_MIN_FRAMES frames."""
     _, _, masks, _ = scene
     hidden = masks.copy()
     hidden[9:][hidden[9:] == SLIDING] = 0
@@ -272,3 +274,7 @@ def test_estimate_keeps_an_object_hidden_at_frame_10(scene):
     assert est.frames[row(est, SLIDING)] == list(range(9))
     s, t = est.states[row(est, SLIDING)], truth(scene, SLIDING)
     assert np.abs(s[:2] - t[:2]).max() < 0.1, (s[:2], t[:2])
+    briefly = masks.copy()  # seen in fewer than HIDDEN_MIN_FRAMES frames, then gone: a labelling error, left out
+    briefly[HIDDEN_MIN_FRAMES - 1 :][briefly[HIDDEN_MIN_FRAMES - 1 :] == SLIDING] = 0
+    est = estimate(briefly, CAM, SIZES, PHYS.frame_dt, decelerations(PHYS, SIZES), supersample=2)
+    assert SLIDING not in est.class_ids
