@@ -25,7 +25,6 @@ from lib.resim.draw import draw
 LAST = tracking.LAST_INPUT
 YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried
 STILL = 0.004  # units a frame: slower objects are at rest
-ENTRY_SPEED = 2.4  # units/s: the speed given to an object seen in one frame only, coming in from the border
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
 
 
@@ -140,9 +139,9 @@ def track_velocity(ts, xy, decel, line_tol, at=LAST):
     return p, v
 
 
-def _entry_velocity(camera, track, xy, shape, sizes):
+def _entry_velocity(camera, track, xy, shape, sizes, speed):
     """Velocity (units/s) of an object seen in one frame only: into the view from the border it touches, at
-    ``ENTRY_SPEED``; zero when it touches none."""
+    ``speed``; zero when it touches none."""
     y0, x0, y1, x1 = track.bbox[LAST]
     inward = np.array([float(x0 <= 0) - float(x1 >= camera.width), float(y0 <= 0) - float(y1 >= camera.height)])
     if not inward.any():
@@ -150,7 +149,7 @@ def _entry_velocity(camera, track, xy, shape, sizes):
     centre = camera.project([[*xy, sizes.half_height(shape)]])[0]
     ahead = ray_at_height(camera, *(centre + 10 * inward), sizes.half_height(shape))
     d = ahead - xy
-    return ENTRY_SPEED * d / np.linalg.norm(d)
+    return speed * d / np.linalg.norm(d)
 
 
 @dataclass
@@ -210,24 +209,27 @@ def estimate(masks_in, camera, sizes, frame_dt, decel=None, *, min_area=20, line
     decel = decel or {}
     cids, states, frames, positions, yaws = [], [], [], [], []
     measured = measure(masks_in, camera, sizes, min_area=min_area, denoise=denoise, last=LAST, supersample=supersample)
-    for m in measured:
-        if not m.track.visible[LAST] and (
-            tracking.has_left(m.track, LAST) or m.track.visible.sum() < HIDDEN_MIN_FRAMES
-        ):
-            continue
+    kept = [
+        m
+        for m in measured
+        if m.track.visible[LAST] or not (tracking.has_left(m.track, LAST) or m.track.visible.sum() < HIDDEN_MIN_FRAMES)
+    ]
+    for m in kept:
         shape = attributes(m.cid)[0]
         xy10, v = track_velocity(m.frames, m.positions, decel.get(shape, 0.0) * frame_dt**2, line_tol)
-        if len(m.frames) == 1:
-            vel = _entry_velocity(camera, m.track, xy10, shape, sizes)
-        else:
-            vel = v / frame_dt if np.linalg.norm(v) >= STILL else np.zeros(2)
+        vel = v / frame_dt if np.linalg.norm(v) >= STILL else np.zeros(2)
         s = bodies.rest_state(xy10, shape, sizes, vel)
         s[3:7] = yaw_quaternion(m.yaw)
-        if shape == "sphere":  # rolling without slipping
-            s[10:13] = [-vel[1] / sizes.radius, vel[0] / sizes.radius, 0.0]
         cids.append(m.cid)
         states.append(s)
         frames.append(m.frames)
         positions.append(m.positions)
         yaws.append(m.yaw)
+    # an object seen in one frame only comes in from the border at the median speed of the video's moving objects
+    speeds = [np.linalg.norm(s[7:9]) for s, f in zip(states, frames) if len(f) > 1 and s[7:9].any()]
+    for m, s in zip(kept, states):
+        if len(m.frames) == 1:
+            s[7:9] = _entry_velocity(camera, m.track, s[:2], attributes(m.cid)[0], sizes, np.median(speeds or [0.0]))
+        if attributes(m.cid)[0] == "sphere":  # rolling without slipping
+            s[10:13] = [-s[8] / sizes.radius, s[7] / sizes.radius, 0.0]
     return Estimate(np.array(cids, np.int64), np.array(states).reshape(-1, bodies.STATE), frames, positions, yaws)

@@ -13,7 +13,6 @@ from lib.resim.bodies import Sizes, rest_state
 from lib.resim.camera import Camera
 from lib.resim.draw import draw
 from lib.resim.estimate import (
-    ENTRY_SPEED,
     HIDDEN_MIN_FRAMES,
     _decelerating_fit,
     cube_yaw,
@@ -255,11 +254,13 @@ def test_estimate_resting_object_without_deceleration_is_still(scene):
 
 
 def test_estimate_entrant_seen_once_comes_in_from_the_border(scene):
-    """An object seen only at frame 10, cut by the left border, moves into the view at ENTRY_SPEED."""
+    """An object seen only at frame 10, cut by the left border, moves into the view at the median speed of the
+    video's moving objects (the rolling sphere and the sliding cylinder), rolling if it is a sphere."""
     est = scene[3]
-    v = est.states[row(est, ENTRANT), 7:9]
-    assert abs(np.linalg.norm(v) - ENTRY_SPEED) < 1e-6
-    assert v[0] > 0.9 * ENTRY_SPEED
+    s = est.states[row(est, ENTRANT)]
+    speed = np.median([np.linalg.norm(est.states[row(est, c), 7:9]) for c in (ROLLING, SLIDING)])
+    assert abs(np.linalg.norm(s[7:9]) - speed) < 1e-9 and s[7] > 0.9 * speed
+    np.testing.assert_allclose(s[10:13], [-s[8] / SIZES.radius, s[7] / SIZES.radius, 0.0])
 
 
 def test_estimate_keeps_an_object_hidden_at_frame_10(scene):
