@@ -80,5 +80,8 @@ def main_first(fn, *args, **kwargs):
 
 
 def cleanup():
+    """Ends the process group once every rank has reached it: a rank that tears gloo down while another is still
+    working (rank 0 saving its last checkpoint) can abort ("terminate called without an active exception")."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
