@@ -199,16 +199,24 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
     return out
 
 
-def estimate(masks_in, camera, sizes, frame_dt, decel=None, *, min_area=20, line_tol=0.04, denoise=True, supersample=1):
+def estimate(
+    masks_in, camera, sizes, frame_dt, decel=None, *, min_area=20, line_tol=0.04, denoise=True, supersample=1,
+    measured=None,
+):  # fmt: skip
     """``Estimate`` of the objects of ``masks_in`` (11, H, W) class ids that are still in the scene at the last input
     frame: visible there, or hidden there without having left through the border (``tracks.has_left``; an object
     behind another one, placed where its track leads) after being seen in ``HIDDEN_MIN_FRAMES`` input frames (a
     U-Net id seen in a few frames and then gone is mostly a labelling error: kept, they cost 0.005 on val).
     ``decel``: {shape: deceleration in units/s^2} of a moving object (``simulate.decelerations``), none if
-    not given; ``supersample``: how the masks were drawn (the videos': 2), so that objects are drawn alike."""
+    not given; ``supersample``: how the masks were drawn (the videos': 2), so that objects are drawn alike.
+    ``measured``: ``measure``'s result for these masks (with ``last=LAST``), when already computed: the physics
+    fit predicts the same videos under many candidate constants, and the positions do not depend on them."""
     decel = decel or {}
     cids, states, frames, positions, yaws = [], [], [], [], []
-    measured = measure(masks_in, camera, sizes, min_area=min_area, denoise=denoise, last=LAST, supersample=supersample)
+    if measured is None:
+        measured = measure(
+            masks_in, camera, sizes, min_area=min_area, denoise=denoise, last=LAST, supersample=supersample
+        )
     kept = [
         m
         for m in measured

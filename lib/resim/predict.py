@@ -1,6 +1,7 @@
 """The re-simulating predictor: frame 21's mask drawn from the 3-D scene re-simulated from the masks of frames 0-10.
 
     mask21 = predict(masks[:11], camera, sizes, physics)     # (H, W) uint8 class ids
+    preds = predict_split(masks, camera, sizes, physics, workers=2)   # (N, H, W): a split, in processes
 
 Each object visible at frame 10 gets a 3-D state (``estimate.estimate``: floor position, cube yaw, velocity from
 its track), refined by simulating the last input frames (``fit_states.refine``), the scene is simulated to frame
@@ -12,7 +13,7 @@ import numpy as np
 
 from lib.objects.tracks import LAST_INPUT, TARGET
 from lib.resim.draw import draw
-from lib.resim.estimate import estimate
+from lib.resim.estimate import estimate, measure
 from lib.resim.fit_states import refine
 from lib.resim.simulate import decelerations, simulate
 
@@ -21,19 +22,60 @@ SUPERSAMPLE = 2
 _DECEL = {}  # (physics, sizes) -> simulate.decelerations
 
 
-def scene_at_last_input(masks_in, camera, sizes, physics):
-    """(class ids (n,), states (n, 13)) of the objects at frame 10, estimated and refined."""
+def measure_inputs(masks_in, camera, sizes, *, min_area=20, denoise=True):
+    """The measured floor tracks of frames 0-10 (``estimate.measure``): what ``predict``'s ``measured`` takes."""
+    return measure(
+        np.asarray(masks_in)[: LAST_INPUT + 1], camera, sizes, min_area=min_area, denoise=denoise, last=LAST_INPUT,
+        supersample=SUPERSAMPLE,
+    )  # fmt: skip
+
+
+def scene_at_last_input(masks_in, camera, sizes, physics, *, min_area=20, denoise=True, measured=None):
+    """(class ids (n,), states (n, 13)) of the objects at frame 10, estimated and refined. ``min_area``,
+    ``denoise``: how the input masks are read (``estimate.estimate``; U-Net labels: noise under ``min_area`` px
+    dropped, each object from its largest blob); ``measured``: ``measure_inputs``' result, when already known (it
+    does not depend on the physics)."""
     key = (physics, sizes)
     if key not in _DECEL:
         _DECEL[key] = decelerations(physics, sizes)
-    est = estimate(masks_in, camera, sizes, physics.frame_dt, _DECEL[key], supersample=SUPERSAMPLE)
+    est = estimate(
+        masks_in, camera, sizes, physics.frame_dt, _DECEL[key], min_area=min_area, denoise=denoise,
+        supersample=SUPERSAMPLE, measured=measured,
+    )  # fmt: skip
     return est.class_ids, refine(est, physics, sizes, _DECEL[key])
 
 
-def predict(masks_in, camera, sizes, physics, frames=TARGET - LAST_INPUT):
-    """(H, W) uint8 class ids of frame 10 + ``frames`` (21) re-simulated from ``masks_in`` (11, H, W)."""
-    cids, states = scene_at_last_input(np.asarray(masks_in), camera, sizes, physics)
+def predict(masks_in, camera, sizes, physics, frames=TARGET - LAST_INPUT, *, min_area=20, denoise=True, measured=None):
+    """(H, W) uint8 class ids of frame 10 + ``frames`` (21) re-simulated from ``masks_in`` (>= 11, H, W; frames
+    0-10 are read). ``measured``: ``measure_inputs``' result for these masks, when already known."""
+    masks_in = np.asarray(masks_in)[: LAST_INPUT + 1]
+    cids, states = scene_at_last_input(
+        masks_in, camera, sizes, physics, min_area=min_area, denoise=denoise, measured=measured
+    )
     if not len(cids):
-        return np.zeros(np.shape(masks_in)[1:], np.uint8)
+        return np.zeros(masks_in.shape[1:], np.uint8)
     sim = simulate(cids, states, frames, physics, sizes)
     return draw(cids, sim[-1], camera, sizes, supersample=SUPERSAMPLE)
+
+
+def _predict_one(args):
+    masks_in, camera, sizes, physics, kwargs = args
+    return predict(masks_in, camera, sizes, physics, **kwargs)
+
+
+def predict_split(masks, camera, sizes, physics, *, min_area=20, denoise=True, workers=1, progress=True):
+    """(N, H, W) uint8 frame-21 masks of the videos ``masks`` (N, >= 11, H, W) class ids, in ``workers``
+    processes (each its own simulator; the same masks as one process gives)."""
+    from tqdm.auto import tqdm
+
+    kw = {"min_area": min_area, "denoise": denoise}
+    jobs = ((np.asarray(m[: LAST_INPUT + 1]), camera, sizes, physics, kw) for m in masks)
+    bar = {"total": len(masks), "desc": "re-simulate", "unit": "video", "disable": not progress}
+    if workers <= 1 or len(masks) < 2:
+        out = [_predict_one(j) for j in tqdm(jobs, **bar)]
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            out = list(tqdm(pool.imap(_predict_one, jobs, chunksize=4), **bar))
+    return np.stack(out) if out else np.zeros((0, *np.shape(masks)[2:]), np.uint8)
