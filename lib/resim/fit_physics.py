@@ -11,12 +11,16 @@ and the friction is fitted in it (the generator's pair, friction 0.05 at 1/8 s a
   (``simulate.decelerations``; beyond a point, spheres slide and roll friction stops mattering).
 - **Restitution and the metal/rubber mass ratio** only act in collisions: each candidate of a small grid
   predicts frame 21 of train videos where objects meet after frame 10 (``predict.predict``), and the one with the
-  highest IoU is kept, one constant at a time.
+  highest IoU is kept, one constant at a time. The positions in a video's frames 0-10 do not depend on the
+  physics, so they are measured once (``predict.measure_inputs``) for all candidates; a candidate equal to one
+  already scored is not predicted again. ``score_collisions`` scores other constants on the same videos.
 
     fit = fit_physics(train_masks, camera, sizes)     # PhysicsFit: physics, measured slowing, scores, seconds
+    fit = fit_physics(train_masks, camera, sizes, workers=2)    # the same fit, videos in 2 processes
 """
 
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -24,7 +28,7 @@ import numpy as np
 from lib.common.classes import attributes
 from lib.common.metrics import per_video_confusion, stacked_iou
 from lib.resim.estimate import measure
-from lib.resim.predict import SUPERSAMPLE, predict
+from lib.resim.predict import SUPERSAMPLE, measure_inputs, predict
 from lib.resim.simulate import GRAVITY, Physics, decelerations
 
 FRAME_DT = 0.1  # seconds a frame: the time unit (see the module doc)
@@ -46,6 +50,7 @@ class PhysicsFit:
     scores: dict = field(default_factory=dict)  # {"restitution=0.8": IoU, ...}: the collision grid
     videos: int = 0
     seconds: float = 0.0
+    collision_videos: list = field(default_factory=list)  # indices of the videos the grid was scored on
 
     def to_json(self):
         return {**asdict(self), "physics": asdict(self.physics)}
@@ -111,41 +116,101 @@ def fit_rolling(physics, sizes, roll, lo=0.0, hi=0.2, steps=12):
     return hi
 
 
-def _score(masks_list, camera, sizes, physics):
-    preds = np.stack([predict(m[:11], camera, sizes, physics) for m in masks_list])
-    truth = np.stack([m[21] for m in masks_list])
-    return float(stacked_iou(per_video_confusion(preds, truth).sum(0)))
+def _measure_video(args):
+    """(measured tracks of all of a video's frames, whether two objects meet after frame 10): one train video."""
+    m, camera, sizes = args
+    trs = measure(m, camera, sizes, supersample=SUPERSAMPLE)
+    return trs, _objects_meet(trs, sizes, first=11)
 
 
-def fit_physics(masks_list, camera, sizes, *, collision_videos=24, progress=True):
+def _measure_inputs(args):
+    m, camera, sizes = args
+    return measure_inputs(m[:11], camera, sizes)
+
+
+def _predict_measured(args):
+    m, camera, sizes, physics, inputs = args
+    return predict(m[:11], camera, sizes, physics, measured=inputs)
+
+
+def _iou21(preds, videos):
+    return float(stacked_iou(per_video_confusion(np.stack(list(preds)), np.stack([m[21] for m in videos])).sum(0)))
+
+
+def _score(videos, camera, sizes, physics, mapper=map):
+    """Stacked frame-21 IoU of ``predict`` under ``physics`` on ``videos``: (masks (22, H, W), their frames 0-10
+    measured by ``measure_inputs``) pairs; the positions do not depend on the physics, so they are measured once.
+    ``mapper``: ``map`` or a process pool's (the same predictions in the same order)."""
+    preds = mapper(_predict_measured, [(m, camera, sizes, physics, inputs) for m, inputs in videos])
+    return _iou21(preds, [m for m, _ in videos])
+
+
+def score_collisions(videos, camera, sizes, physics, *, workers=1):
+    """The IoU ``fit_physics`` gives ``physics`` on the videos ``videos`` ((22, H, W) class ids; the fit's are
+    ``[masks_list[i] for i in fit.collision_videos]``), each predicted from its frames 0-10 by ``predict`` alone
+    (measured anew), in ``workers`` processes: to score other constants, the true ones of generated videos, say."""
+    with _mapper(workers) as mapper:
+        preds = mapper(_predict_one, [(m, camera, sizes, physics) for m in videos])
+        return _iou21(preds, videos)
+
+
+def _predict_one(args):
+    m, camera, sizes, physics = args
+    return predict(m[:11], camera, sizes, physics)
+
+
+@contextmanager
+def _mapper(workers):
+    """``map``, or with ``workers`` > 1 the ordered ``imap`` of a pool of that many spawned processes (each its own
+    simulator, like ``predict.predict_split``)."""
+    if workers <= 1:
+        yield map
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers) as pool:
+        yield lambda fn, jobs: pool.imap(fn, jobs)
+
+
+def fit_physics(masks_list, camera, sizes, *, collision_videos=24, workers=1, progress=True):
     """``PhysicsFit`` from train videos' masks (each (22, H, W) class ids): friction from the measured slowing,
     rolling friction to match the spheres, then restitution and mass ratio on ``collision_videos`` videos whose
-    objects meet after frame 10."""
+    objects meet after frame 10. Their frames 0-10 are measured once (``predict.measure_inputs``) for every
+    candidate, and a candidate equal to one already scored is not scored again. ``workers`` > 1: the videos are
+    measured and predicted in that many processes (the same fit)."""
     from tqdm.auto import tqdm
 
     t0 = time.time()
-    tracks, meeting = [], []
-    for m in tqdm(masks_list, desc="measure train tracks", unit="video", disable=not progress):
-        trs = measure(m, camera, sizes, supersample=SUPERSAMPLE)
-        tracks += trs
-        if len(meeting) < collision_videos and _objects_meet(trs, sizes, first=11):
-            meeting.append(m)
-    slowing = measure_slowing(tracks)
-    physics = replace(START, friction=slowing["slide"] / GRAVITY)
-    physics = replace(physics, rolling_friction=fit_rolling(physics, sizes, slowing["roll"]))
-    scores = {}
-    for key, grid in (("restitution", RESTITUTIONS), ("mass_ratio", MASS_RATIOS)):
-        best = None
-        for value in tqdm(grid, desc=f"fit {key}", disable=not progress or not meeting):
-            if not meeting:
-                break
-            score = _score(meeting, camera, sizes, replace(physics, **{key: value}))
-            scores[f"{key}={value}"] = score
-            if best is None or score > best[1]:
-                best = (value, score)
-        if best:
-            physics = replace(physics, **{key: best[0]})
-    return PhysicsFit(physics, slowing, scores, len(masks_list), round(time.time() - t0, 1))
+    with _mapper(workers) as mapper:
+        tracks, meeting = [], []  # meeting: indices of the collision videos
+        jobs = [(m, camera, sizes) for m in masks_list]
+        measured = tqdm(mapper(_measure_video, jobs), total=len(jobs), desc="measure train tracks", unit="video",
+                        disable=not progress)  # fmt: skip
+        for i, (trs, meet) in enumerate(measured):
+            tracks += trs
+            if meet and len(meeting) < collision_videos:
+                meeting.append(i)
+        # frames 0-10 of the collision videos measured once, for every candidate
+        videos = [masks_list[i] for i in meeting]
+        videos = list(zip(videos, mapper(_measure_inputs, [(m, camera, sizes) for m in videos])))
+        slowing = measure_slowing(tracks)
+        physics = replace(START, friction=slowing["slide"] / GRAVITY)
+        physics = replace(physics, rolling_friction=fit_rolling(physics, sizes, slowing["roll"]))
+        scores, scored = {}, {}  # scored: Physics -> IoU, so that no candidate is predicted twice
+        for key, grid in (("restitution", RESTITUTIONS), ("mass_ratio", MASS_RATIOS)):
+            best = None
+            for value in tqdm(grid, desc=f"fit {key}", disable=not progress or not videos):
+                if not videos:
+                    break
+                candidate = replace(physics, **{key: value})
+                if candidate not in scored:
+                    scored[candidate] = _score(videos, camera, sizes, candidate, mapper)
+                score = scores[f"{key}={value}"] = scored[candidate]
+                if best is None or score > best[1]:
+                    best = (value, score)
+            if best:
+                physics = replace(physics, **{key: best[0]})
+    return PhysicsFit(physics, slowing, scores, len(masks_list), round(time.time() - t0, 1), meeting)
 
 
 def _objects_meet(tracks, sizes, first, dist_radii=2.6):

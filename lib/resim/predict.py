@@ -45,17 +45,38 @@ def scene_at_last_input(masks_in, camera, sizes, physics, *, min_area=20, denois
     return est.class_ids, refine(est, physics, sizes, _DECEL[key])
 
 
-def predict(masks_in, camera, sizes, physics, frames=TARGET - LAST_INPUT, *, min_area=20, denoise=True, measured=None):
-    """(H, W) uint8 class ids of frame 10 + ``frames`` (21) re-simulated from ``masks_in`` (>= 11, H, W; frames
-    0-10 are read). ``measured``: ``measure_inputs``' result for these masks, when already known."""
+def simulate_inputs(
+    masks_in, camera, sizes, physics, frames=TARGET - LAST_INPUT, *, min_area=20, denoise=True, measured=None,
+    touching=False,
+):  # fmt: skip
+    """(class ids (n,), states (frames + 1, n, 13), touched (n,) bool): the objects of frame 10 estimated from
+    ``masks_in`` (>= 11, H, W; frames 0-10 are read), simulated to frame 10 + ``frames``, and with ``touching``
+    whether each touches another object on the way (else all False: reading contacts costs time). ``measured``:
+    ``measure_inputs``' result for these masks, when already known."""
     masks_in = np.asarray(masks_in)[: LAST_INPUT + 1]
     cids, states = scene_at_last_input(
         masks_in, camera, sizes, physics, min_area=min_area, denoise=denoise, measured=measured
     )
+    touched = np.zeros(len(cids), bool)
     if not len(cids):
-        return np.zeros(masks_in.shape[1:], np.uint8)
-    sim = simulate(cids, states, frames, physics, sizes)
-    return draw(cids, sim[-1], camera, sizes, supersample=SUPERSAMPLE)
+        return cids, np.zeros((frames + 1, 0, states.shape[-1])), touched
+    return cids, simulate(cids, states, frames, physics, sizes, touched if touching else None), touched
+
+
+def predict(
+    masks_in, camera, sizes, physics, frames=TARGET - LAST_INPUT, *, min_area=20, denoise=True, measured=None,
+    touching=False,
+):  # fmt: skip
+    """(H, W) uint8 class ids of frame 10 + ``frames`` (21) re-simulated from ``masks_in`` (>= 11, H, W; frames
+    0-10 are read): ``simulate_inputs``' last state, drawn. ``touching``: also return the class ids of the objects
+    that touch another one in the simulation (``combine.combine`` takes them)."""
+    cids, sim, touched = simulate_inputs(
+        masks_in, camera, sizes, physics, frames, min_area=min_area, denoise=denoise, measured=measured,
+        touching=touching,
+    )  # fmt: skip
+    mask = draw(cids, sim[-1], camera, sizes, supersample=SUPERSAMPLE) if len(cids) else None
+    mask = np.zeros(np.shape(masks_in)[1:], np.uint8) if mask is None else mask
+    return (mask, cids[touched]) if touching else mask
 
 
 def _predict_one(args):
@@ -63,12 +84,15 @@ def _predict_one(args):
     return predict(masks_in, camera, sizes, physics, **kwargs)
 
 
-def predict_split(masks, camera, sizes, physics, *, min_area=20, denoise=True, workers=1, progress=True):
+def predict_split(
+    masks, camera, sizes, physics, *, min_area=20, denoise=True, workers=1, progress=True, touching=False
+):
     """(N, H, W) uint8 frame-21 masks of the videos ``masks`` (N, >= 11, H, W) class ids, in ``workers``
-    processes (each its own simulator; the same masks as one process gives)."""
+    processes (each its own simulator; the same masks as one process gives). ``touching``: also return, per video,
+    the class ids of the objects that touch another one in the simulation (``predict``)."""
     from tqdm.auto import tqdm
 
-    kw = {"min_area": min_area, "denoise": denoise}
+    kw = {"min_area": min_area, "denoise": denoise, "touching": touching}
     jobs = ((np.asarray(m[: LAST_INPUT + 1]), camera, sizes, physics, kw) for m in masks)
     bar = {"total": len(masks), "desc": "re-simulate", "unit": "video", "disable": not progress}
     if workers <= 1 or len(masks) < 2:
@@ -78,4 +102,6 @@ def predict_split(masks, camera, sizes, physics, *, min_area=20, denoise=True, w
 
         with mp.get_context("spawn").Pool(workers) as pool:
             out = list(tqdm(pool.imap(_predict_one, jobs, chunksize=4), **bar))
-    return np.stack(out) if out else np.zeros((0, *np.shape(masks)[2:]), np.uint8)
+    masks_out = [o[0] for o in out] if touching else out
+    preds = np.stack(masks_out) if out else np.zeros((0, *np.shape(masks)[2:]), np.uint8)
+    return (preds, [t for _, t in out]) if touching else preds

@@ -51,10 +51,10 @@ def _client():
     return c["id"]
 
 
-def simulate(class_ids, states0, n_frames, physics, sizes):
+def simulate(class_ids, states0, n_frames, physics, sizes, touched=None):
     """(n_frames + 1, n, 13) states of the objects of ``class_ids`` (n,) at each frame from ``states0`` (n, 13),
     the state at some frame k (row 0), to frame k + n_frames. Absent objects (NaN rows) stay NaN and take
-    no part."""
+    no part. ``touched``: a (n,) bool array, set True for each object that touches another one at a frame."""
     import pybullet as pb
 
     cli = _client()
@@ -74,6 +74,10 @@ def simulate(class_ids, states0, n_frames, physics, sizes):
     for f in range(1, n_frames + 1):
         for _ in range(physics.substeps):
             pb.stepSimulation(physicsClientId=cli)
+            if touched is not None:
+                for c in pb.getContactPoints(physicsClientId=cli):
+                    if floor not in c[1:3]:
+                        touched[[i for i, uid in zip(live, uids) if uid in c[1:3]]] = True
         for i, uid in zip(live, uids):
             out[f, i] = bodies.get_state(cli, uid)
     return out

@@ -58,8 +58,9 @@ def similarity(src, dst):
     return scale, rot, mu_d - scale * rot @ mu_s
 
 
-def oracle_rows(val_ids, val_masks, data_root, camera, sizes, physics):
-    """The two oracle rows' frame-22 predictions (module doc), or None on data without true states."""
+def oracle_rows(val_ids, scenes, data_root, camera, sizes, physics):
+    """The two oracle rows' frame-22 predictions (module doc), or None on data without true states. ``scenes``:
+    per val video the (class ids, frame-10 states) the predictor estimated from its true masks."""
     try:
         recs = true_states.load(data_root, val_ids)
     except true_states.NoTrueStates as e:
@@ -70,20 +71,18 @@ def oracle_rows(val_ids, val_masks, data_root, camera, sizes, physics):
     true_sizes = Sizes(cfg.radius)
     true_phys = Physics(cfg.friction, cfg.rolling_friction, cfg.restitution, cfg.metal_mass / cfg.rubber_mass,
                         cfg.frame_steps / cfg.hz, cfg.frame_steps)  # fmt: skip
-    ceiling, pairs, ests = [], [], []
-    for v, m in tqdm(list(zip(val_ids, val_masks)), desc="oracles: true states", unit="video"):
+    ceiling, pairs = [], []
+    for v, (cids, states) in tqdm(list(zip(val_ids, scenes)), desc="oracles: true states", unit="video"):
         r = recs[int(v)]
         sim = simulate(r.class_ids, r.states[10], 11, true_phys, true_sizes)
         ceiling.append(draw(r.class_ids, sim[-1], true_cam, true_sizes, supersample=resim.SUPERSAMPLE))
-        cids, states = resim.scene_at_last_input(np.asarray(m[:11]), camera, sizes, physics)
-        ests.append((cids, states))
         for cid, s in zip(cids, states):
             j = np.flatnonzero(r.class_ids == cid)
             if len(j) and not np.isnan(r.states[10, j[0], 0]):
                 pairs.append((r.states[10, j[0], :2], s[:2]))
     scale, rot, shift = similarity(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
     true_pos = []
-    for v, (cids, states) in zip(val_ids, ests):
+    for v, (cids, states) in zip(val_ids, scenes):
         r = recs[int(v)]
         s = states.copy()
         for k, cid in enumerate(cids):
@@ -105,6 +104,7 @@ def main(argv=None):
     ap.add_argument("--train-videos", type=int, default=100, help="train videos the camera and physics are fitted on")
     ap.add_argument("--val-videos", type=int, default=None, help="the first N val videos only (default all)")
     ap.add_argument("--out", default=None, help="JSON results")
+    ap.add_argument("--workers", type=int, default=2, help="processes predicting U-Net inputs")
     a = ap.parse_args(argv)
     run, t_all = resolve(a.run), time.time()
     res = {"run": a.run, "train_videos": a.train_videos, "seconds": {}}
@@ -135,10 +135,18 @@ def main(argv=None):
     ref_stages = [str(s) for s in ref["stages"]]
     ref_pos = {int(v): i for i, v in enumerate(ref["ids"])}
     ref_cm = {s: ref["confusion"][ref_stages.index(s)][[ref_pos[int(v)] for v in val_ids]] for s in (PHYSICS, LEARNED)}
-    res["val"], preds = {}, {}
+    res["val"], preds, scenes = {}, {}, []
     for src, x in inputs.items():
         t0 = time.time()
-        preds[src] = np.stack([resim.predict(v, camera, sizes, physics) for v in tqdm(x, desc=f"val, {src} inputs")])
+        if src == "true":  # its frame-10 scenes are also the oracle rows' estimates
+            sims = [resim.simulate_inputs(v, camera, sizes, physics) for v in tqdm(x, desc="val, true inputs")]
+            scenes = [(cids, sim[0]) for cids, sim, _ in sims]
+            preds[src] = np.stack(
+                [draw(c, sim[-1], camera, sizes, supersample=resim.SUPERSAMPLE) if len(c) else np.zeros(
+                    x.shape[2:], np.uint8) for c, sim, _ in sims]
+            )  # fmt: skip
+        else:
+            preds[src] = resim.predict_split(x, camera, sizes, physics, workers=a.workers)
         res["seconds"][f"val predict, {src} inputs (s/video)"] = round((time.time() - t0) / n, 3)
         row, cm = score(preds[src], true22)
         res["val"][src] = {"re-simulation": row}
@@ -160,11 +168,11 @@ def main(argv=None):
         ans = np.load(answers)
         ids, labels = load_labels(run / "labels", "hidden")
         where = {int(v): i for i, v in enumerate(ans["ids"])}
-        pred = np.stack([resim.predict(v[:11], camera, sizes, physics) for v in tqdm(labels, desc="hidden")])
+        pred = resim.predict_split(labels, camera, sizes, physics, workers=a.workers)
         res["hidden"] = {"re-simulation": score(pred, ans["masks"][[where[int(v)] for v in ids]])[0]}
         print(f"[resim] hidden: {res['hidden']['re-simulation']}")
 
-    got = oracle_rows(val_ids, inputs["true"], a.data_root, camera, sizes, physics)
+    got = oracle_rows(val_ids, scenes, a.data_root, camera, sizes, physics)
     if got:
         rows, align = got
         res["oracles"] = {k: score(p, true22)[0] for k, p in rows.items()}

@@ -1,6 +1,7 @@
 """The physical constants fitted from masks: the slowing of runs of a track (analytic tracks), the sliding friction
 from hand-made slides simulated with a known friction, drawn and measured, the rolling friction matched by
-simulation, the JSON round trip of a fit, and the whole fit on the generator's videos (friction only)."""
+simulation, the JSON round trip of a fit, the search of the collision grid (scores made up), and the whole fit on
+the generator's videos (friction; the grid on one collision video, measured once for all candidates)."""
 
 import json
 from dataclasses import replace
@@ -10,13 +11,16 @@ import pytest
 
 from lib.common.classes import class_id
 from lib.data import scene
+from lib.resim import fit_physics as fp
 from lib.resim.bodies import Sizes, rest_state
 from lib.resim.camera import Camera
 from lib.resim.draw import draw
 from lib.resim.estimate import Track3D, measure
 from lib.resim.fit_physics import (
     FRAME_DT,
+    MASS_RATIOS,
     MIN_SPEED,
+    RESTITUTIONS,
     START,
     WINDOW,
     PhysicsFit,
@@ -24,6 +28,7 @@ from lib.resim.fit_physics import (
     fit_rolling,
     measure_slowing,
     run_slowings,
+    score_collisions,
 )
 from lib.resim.simulate import GRAVITY, Physics, decelerations, simulate
 
@@ -144,9 +149,40 @@ def test_physics_fit_json_round_trip():
         {"restitution=0.8": 0.91, "mass_ratio=2.0": 0.92},
         videos=8,
         seconds=3.5,
+        collision_videos=[1, 4],
     )
     back = PhysicsFit.from_json(json.loads(json.dumps(fit.to_json())))
     assert back == fit and isinstance(back.physics, Physics)
+
+
+# ------------------------------------------------------------------------------ fit_physics, the collision grid
+@pytest.mark.parametrize("meet", [True, False])
+def test_fit_physics_grid_search(monkeypatch, meet):
+    """Restitution, then mass ratio, each the best of its grid given the other; a candidate equal to one already
+    scored (the mass ratio START has, after the restitution fit) is not predicted again; the grid is scored on
+    the first ``collision_videos`` videos whose objects meet. No such videos: the START values, no scores."""
+    best = {"restitution": 0.65, "mass_ratio": 4.0}
+    calls = []
+
+    def score(videos, camera, sizes, physics, mapper=map):  # highest at ``best``, one constant at a time
+        calls.append((physics.restitution, physics.mass_ratio, [m for m, _ in videos]))
+        return 1 - abs(physics.restitution - best["restitution"]) - abs(physics.mass_ratio - best["mass_ratio"]) / 10
+
+    monkeypatch.setattr(fp, "_measure_video", lambda job: ([], meet and job[0] % 2 == 1))  # videos 1, 3, 5 meet
+    monkeypatch.setattr(fp, "_measure_inputs", lambda job: f"inputs of {job[0]}")
+    monkeypatch.setattr(fp, "measure_slowing", lambda tracks: {"slide": 0.765, "roll": None, "runs": {}})
+    monkeypatch.setattr(fp, "_score", score)
+    fit = fit_physics(list(range(6)), CAM, SIZES, collision_videos=2, progress=False)
+    assert fit.physics.friction == pytest.approx(0.765 / GRAVITY) and fit.physics.rolling_friction == 0.04
+    if not meet:
+        assert (fit.scores, fit.collision_videos, calls) == ({}, [], [])
+        assert (fit.physics.restitution, fit.physics.mass_ratio) == (START.restitution, START.mass_ratio)
+        return
+    assert fit.collision_videos == [1, 3] and all(c[2] == [1, 3] for c in calls)
+    assert (fit.physics.restitution, fit.physics.mass_ratio) == (0.65, 4.0)
+    assert list(fit.scores) == [f"restitution={e}" for e in RESTITUTIONS] + [f"mass_ratio={r}" for r in MASS_RATIOS]
+    assert len(calls) == len(RESTITUTIONS) + len(MASS_RATIOS) - 1  # (0.65, START's 2.0) scored once
+    assert fit.scores["mass_ratio=2.0"] == fit.scores["restitution=0.65"]
 
 
 # -------------------------------------------------------------------------------- fit_physics, generator data
@@ -154,17 +190,31 @@ VIDEOS = 6  # about 1 s each (render and measure); friction 0.0733 from videos 0
 
 
 @pytest.fixture(scope="module")
-def generator_fit():
-    masks = [scene.render_video(v, 0, rgb_frames=[], mask_frames=range(22), supersample=2)[1] for v in range(VIDEOS)]
-    return fit_physics(masks, CAM, SIZES, collision_videos=0, progress=False)
+def generator_masks():
+    return [scene.render_video(v, 0, rgb_frames=[], mask_frames=range(22), supersample=2)[1] for v in range(VIDEOS)]
+
+
+@pytest.fixture(scope="module")
+def generator_fit(generator_masks):
+    return fit_physics(generator_masks, CAM, SIZES, collision_videos=1, progress=False)
 
 
 def test_fit_physics_on_generator_videos(generator_fit):
     """6 videos of the generator (friction 0.05 at 1/8 s a frame): friction 0.078 in FRAME_DT units within 10 %;
-    no collision videos asked for, so restitution and mass ratio stay at their starting values."""
+    restitution and mass ratio from the grid, scored on one video whose objects meet."""
     fit = generator_fit
     assert fit.physics.friction == pytest.approx(FRICTION, rel=0.10)
-    assert fit.physics.frame_dt == FRAME_DT and fit.videos == VIDEOS and fit.scores == {}
-    assert (fit.physics.restitution, fit.physics.mass_ratio) == (START.restitution, START.mass_ratio)
+    assert fit.physics.frame_dt == FRAME_DT and fit.videos == VIDEOS and len(fit.collision_videos) == 1
+    assert fit.physics.restitution in RESTITUTIONS and fit.physics.mass_ratio in MASS_RATIOS
+    assert len(fit.scores) == len(RESTITUTIONS) + len(MASS_RATIOS)
+    assert fit.scores[f"mass_ratio={fit.physics.mass_ratio}"] == max(fit.scores.values())
     assert fit.slowing["runs"]["slide"] >= 20
     assert 0.0 <= fit.physics.rolling_friction <= 0.2
+
+
+def test_collision_scores_measure_each_video_once(generator_masks, generator_fit):
+    """The grid's scores, each video's frames 0-10 measured once for all candidates, are the scores of ``predict``
+    measuring them for each candidate anew (``score_collisions``)."""
+    fit = generator_fit
+    videos = [generator_masks[i] for i in fit.collision_videos]
+    assert score_collisions(videos, CAM, SIZES, fit.physics) == fit.scores[f"mass_ratio={fit.physics.mass_ratio}"]

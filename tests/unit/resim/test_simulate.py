@@ -119,3 +119,17 @@ def test_generator_scene_is_reproduced_from_its_state_at_a_frame():
     for k in (3, 10):
         out = simulate(cids, truth[k], 15 - k, physics, SIZES)
         assert np.abs(out[:, :, :3] - truth[k:, :, :3]).max() < 0.02
+
+
+def test_touched_marks_the_objects_that_meet():
+    """Two spheres rolling into each other touch; a third one far away does not."""
+    s0 = np.stack(
+        [
+            rest_state((-1.5, 0), "sphere", SIZES, (2.0, 0)),
+            rest_state((1.5, 0), "sphere", SIZES, (-2.0, 0)),
+            rest_state((0, 5), "sphere", SIZES),
+        ]
+    )
+    touched = np.zeros(3, bool)
+    simulate([RUBBER_SPHERE, METAL_SPHERE, RUBBER_SPHERE], s0, 12, PHYS, SIZES, touched)
+    assert touched.tolist() == [True, True, False]
