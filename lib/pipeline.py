@@ -7,6 +7,9 @@ U-Net masks: ``split_unet_masks`` (notebook 03's labels when the same checkpoint
 
 - ``ObjectPredictor``: the object-centric predictor notebook 06 chose (a motion model of lib/objects/motion.py,
   or the learned model of lib/objects/learned.py), saved with ``.save`` and read back with ``ObjectPredictor.load``;
+- ``ResimPredictor``: the re-simulating predictor (lib/resim, docs/resim.md), one notebook 06 may choose too: saved
+  the same way (``"kind": "resim"``, its fitted constants in ``resim.json`` beside the choice), loaded by
+  ``ObjectPredictor.load``;
 - ``SimVPPredictor``: the fine-tuned SimVP's rollout, optionally post-processed (new-object suppression);
 - ``CombinedPredictor``: the object prediction with SimVP's confident pixels of known objects where the object
   renderer left background (``combine``, mode "fill_confident", the threshold of ``choose_threshold``).
@@ -29,6 +32,10 @@ from lib.forecasting.postprocess import suppress_batch
 from lib.forecasting.training import predict_frame22
 from lib.objects import learned, motion
 from lib.objects.motion import MotionSettings
+from lib.resim import predict as resim
+from lib.resim.estimate import estimate
+from lib.resim.fitted import ResimFit
+from lib.resim.simulate import decelerations
 from lib.segmentation.label import StaleLabels, cached_labels, check_labels, labels_path, segment, vote_window
 
 
@@ -117,6 +124,7 @@ class ObjectPredictor:
         save_json(
             path,
             {
+                "kind": "objects",
                 "name": self.name,
                 "kwargs": {} if self.checkpoint else s,
                 "checkpoint": None if checkpoint is None else str(checkpoint),
@@ -127,12 +135,19 @@ class ObjectPredictor:
 
     @classmethod
     def load(cls, path):
-        """The predictor a ``save`` file records. One written before ``size_b`` was recorded (an older run's
-        ``objects/selected.json``) takes it from its run's notebook 06 metrics, else from the settings."""
+        """The predictor a ``save`` file records: this class's, or with ``"kind": "resim"`` a ``ResimPredictor``
+        (files written before the kind was recorded are this class's). One written before ``size_b`` was recorded
+        (an older run's ``objects/selected.json``) takes it from its run's notebook 06 metrics, else from the
+        settings."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no object predictor chosen yet; run notebook 06 (objects) first")
         sel = json.loads(path.read_text())
+        kind = sel.get("kind", "objects")
+        if kind == ResimPredictor.kind:
+            return ResimPredictor.from_selection(path, sel)
+        if kind != "objects":
+            raise ValueError(f"{path}: unknown predictor kind {kind!r} (known: 'objects', 'resim')")
         reading = {"min_area": sel["min_area"], "denoise": sel["denoise"]}
         if sel["checkpoint"]:
             checkpoint = path.parent / sel["checkpoint"]  # relative to this file's folder (absolute: as it is)
@@ -148,6 +163,76 @@ class ObjectPredictor:
             if metrics.is_file():
                 out.size_b = float(json.loads(metrics.read_text())["settings"]["physics"]["size_b"])
         return out
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a predictor reads its input masks (``motion.reading``): objects under ``min_area`` pixels dropped, and
+    with ``denoise`` each object taken from its largest blob."""
+
+    min_area: int = 1
+    denoise: bool = False
+
+
+@dataclass(frozen=True)
+class ResimPredictor:
+    """The re-simulating predictor (lib/resim, docs/resim.md): the camera, sizes and physics of ``fit`` (a
+    ``ResimFit``, fitted on train), reading input masks as ``settings`` says (a ``Reading``; notebook 07's oracle
+    rows read them alike), predicting in ``workers`` processes. ``size_b``: the size model fitted on train (the
+    perspective the oracles use), which re-simulation itself does not use."""
+
+    name: str
+    fit: ResimFit
+    settings: Reading = Reading()
+    size_b: float = 0.0
+    workers: int = 2  # notebook 07 predicts with this many (it has no workers parameter)
+
+    kind = "resim"
+    uses_simvp = False
+    FIT_FILE = "resim.json"  # the fit's file, beside the selection
+
+    def __repr__(self):
+        return f"ResimPredictor({self.name!r}, {self.settings}, workers={self.workers})"
+
+    def for_inputs(self, src, unet_min_area=motion.UNET_MIN_AREA):
+        """This predictor reading "true" masks or "unet" labels (``motion.reading``)."""
+        return replace(self, settings=Reading(**motion.reading(src, unet_min_area)))
+
+    def predict(self, masks):
+        """(N, H, W) uint8 frame-22 masks of (N, >=11, H, W) input masks."""
+        f, s = self.fit, self.settings
+        return resim.predict_split(
+            masks, f.camera, f.sizes, f.physics, min_area=s.min_area, denoise=s.denoise, workers=self.workers,
+            progress=False,
+        )  # fmt: skip
+
+    def estimate(self, masks_in):
+        """The scene that ``predict`` starts from, of one video's input masks (>= 11, H, W): an
+        ``estimate.Estimate``, with each object's floor positions measured per input frame."""
+        f, s = self.fit, self.settings
+        return estimate(
+            np.asarray(masks_in)[: data.N_INPUT], f.camera, f.sizes, f.physics.frame_dt,
+            decelerations(f.physics, f.sizes), min_area=s.min_area, denoise=s.denoise, supersample=resim.SUPERSAMPLE,
+        )  # fmt: skip
+
+    def save(self, path):
+        """Record the predictor as JSON (notebook 06's ``objects/selected.json``): ``"kind": "resim"``, its name, how
+        inputs are read, ``size_b``, and the fit, written to ``FIT_FILE`` in the same folder and named relative to
+        it (a copied run folder uses its own)."""
+        path = Path(path)
+        self.fit.to_json(path.parent / self.FIT_FILE)
+        record = {"kind": self.kind, "name": self.name, "fit": self.FIT_FILE, **asdict(self.settings)}
+        save_json(path, {**record, "size_b": self.size_b})
+
+    @classmethod
+    def from_selection(cls, path, sel):
+        """The predictor that ``sel``, the content of the selection file ``path``, records (``ObjectPredictor.load``
+        reads the file)."""
+        fit_path = Path(path).parent / sel["fit"]  # relative to the selection's folder (absolute: as it is)
+        if not fit_path.is_file():
+            raise FileNotFoundError(f"{path}: its re-simulation fit {fit_path} is missing; run notebook 06 again")
+        reading = Reading(sel["min_area"], sel["denoise"])
+        return cls(sel["name"], ResimFit.from_json(fit_path), reading, float(sel["size_b"]))
 
 
 # ------------------------------------------------------------------------------------------ SimVP

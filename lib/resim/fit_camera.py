@@ -374,15 +374,23 @@ class CameraFit:
         half = None if z["cylinder_height"] is None else z["cylinder_height"] / 2
         return Sizes(z["sphere_radius"], z["cube_half"], z["cylinder_radius"], half)
 
+    def to_dict(self):
+        """The fit as plain values (JSON's): the camera as its fields."""
+        return {**asdict(self), "camera": asdict(self.camera)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The fit a ``to_dict`` result holds."""
+        return cls(**{**d, "camera": Camera(**d["camera"])})
+
     def to_json(self, path):
         """Write the fit to ``path`` as JSON."""
-        save_json(path, {**asdict(self), "camera": asdict(self.camera)})
+        save_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path):
         """The fit a ``to_json`` file holds."""
-        d = json.loads(Path(path).read_text())
-        return cls(**{**d, "camera": Camera(**d["camera"])})
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def fit_camera(masks_list, max_obs=300, min_area=30, seed=0, pixel_point=PIXEL_POINT):

@@ -58,6 +58,10 @@ def test_smoke_pipeline_runs_on_real_layout_data(real_run):
     assert not list((run / "objects").glob("extra_masks_*"))
     log = (run / "logs" / "06_objects.log").read_text()
     assert "not generated" in log and "U-Net labels of unlabeled instead" in log
+    # re-simulation needs masks only: it has its row, or the metrics and the log say why it has none
+    resim = m6["resim"]
+    assert resim["used"] == ("re-simulation (3-D states, rigid bodies)" in m6["val_table"])
+    assert resim["used"] or (resim["why"] and resim["why"] in log)
     # 07: a submission, no hidden score (no hidden_answers.npz)
     m7 = read_metrics(run, "07_predict_hidden")
     assert (run / m7["submission"]).is_file() and m7["hidden_iou"] is None and m7["hidden_ci"] is None

@@ -17,6 +17,7 @@ from lib.common.metrics import jaccard
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+RESIM = "re-simulation (3-D states, rigid bodies)"  # notebook 06's row of the re-simulating predictor
 
 
 def test_run_all_smoke_runs_every_notebook(smoke_run):
@@ -152,6 +153,65 @@ def test_notebook_06_objects(smoke_run):
     assert set(m["gap_share"]) == set(table) - {"copy frame 11"}
     for name in ("06_trajectories", "06_objects_failures", "06_oracles"):
         assert (tmp / "run" / "figures" / f"{name}.png").is_file()
+
+
+def test_notebook_06_re_simulation(smoke_run):
+    """The re-simulating predictor is one of notebook 06's candidates: its row, intervals, failure costs and
+    confusions, its fit in objects/resim.json, the seconds of each stage and its figures."""
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    m = read_metrics(run, "06_objects")
+    table, resim = m["val_table"], m["resim"]
+    assert resim["used"] and resim["why"] is None and not resim["fit_reused"], resim
+    assert table[RESIM]["true"] > table["copy frame 11"]["true"]  # it moves the objects, and the right way
+    assert RESIM in m["val_ci"] and RESIM in m["failure_costs"] and RESIM in m["gap_share"]
+    for key, other in (("re-simulation - physics", "physics (floor + collisions)"), ("re-simulation - learned", None)):
+        d = m["val_diff_ci"][key]
+        assert d["a"] == RESIM and (other is None or d["b"] == other) and d["ci"][0] <= d["ci"][1]
+    assert RESIM in np.load(run / "metrics" / "06_val_confusion.npz")["stages"].tolist()
+    smoke = yaml.safe_load((ROOT / "params/smoke/06_objects.yaml").read_text())
+    assert resim["source"]["videos"] == smoke["resim_fit_videos"]
+    assert json.loads((run / "objects" / "resim.json").read_text())["source"] == resim["source"]
+    assert {"camera fit", "physics fit", "val prediction, true inputs", "val prediction, unet inputs"} <= set(
+        resim["seconds"]
+    )
+    assert set(resim["val_videos_per_second"]) == {"true", "unet"} and resim["camera"]["fov"] > 0
+    for name in ("06_resim_camera", "06_resim_scene", "06_resim_prediction"):
+        assert (run / "figures" / f"{name}.png").is_file()
+
+
+def test_re_simulation_left_out_reused_and_chosen(smoke_run, tmp_path):
+    """In a copy of the run: notebook 06 with a fit that cannot be made goes on without re-simulation, saying why;
+    rerun as before it reuses objects/resim.json (same train data, same videos); notebook 07 then loads a
+    re-simulation choice (``"kind": "resim"``) and predicts val and hidden with it."""
+    from lib import pipeline
+    from lib.resim.fitted import ResimFit
+
+    tmp, _ = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp / "run", copy)
+    stored = (copy / "objects" / "resim.json").read_text()
+    proc = run_all("smoke", copy, {"data_root": str(tmp / "data"), "resim_fit_videos": 0}, timeout=900, only="06")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m6 = read_metrics(copy, "06_objects")
+    assert not m6["resim"]["used"] and "no train videos" in m6["resim"]["why"] and RESIM not in m6["val_table"]
+    assert "re-simulation - physics" not in m6["val_diff_ci"] and RESIM not in m6["failure_costs"]
+    assert f"{RESIM} left out: {m6['resim']['why']}" in (copy / "logs" / "06_objects.log").read_text()
+    assert (copy / "objects" / "resim.json").read_text() == stored  # a failed fit writes nothing
+    proc = run_all("smoke", copy, {"data_root": str(tmp / "data")}, timeout=900, only="06")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m6 = read_metrics(copy, "06_objects")
+    assert m6["resim"]["fit_reused"]
+    assert m6["val_table"][RESIM] == read_metrics(tmp / "run", "06_objects")["val_table"][RESIM]  # the same fit
+    fit = ResimFit.from_json(copy / "objects" / "resim.json")
+    size_b = m6["settings"]["physics"]["size_b"]
+    pipeline.ResimPredictor(RESIM, fit, size_b=size_b).for_inputs("unet").save(copy / "objects" / "selected.json")
+    proc = run_all("smoke", copy, {"data_root": str(tmp / "data")}, timeout=900, only="07")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m7 = read_metrics(copy, "07_predict_hidden")
+    row = f"objects: {RESIM} (notebook 06)"
+    assert row in m7["val_table"] and row in m7["val_ci"] and m7["hidden_iou"] is not None
+    assert f"the object predictor {RESIM!r}" in (copy / "logs" / "07_predict_hidden.log").read_text()
 
 
 def test_notebook_07_submission_contract(smoke_run):

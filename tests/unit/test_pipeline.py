@@ -180,3 +180,95 @@ def test_choose_predictor_picks_on_val_and_predicts_through_the_chosen_object(mo
     assert calls == [4] and np.array_equal(out, true22)  # SimVP ran; nothing filled at threshold 0.7
     with pytest.raises(ValueError, match="predictor"):
         pipeline.choose_predictor(objects, simvp, masks, true22, predictor="best")
+
+
+def _resim_fit(source=None):
+    """A hand-made re-simulation fit: the generator's camera and proportions, friction in the 0.1 s time unit."""
+    from lib.resim.camera import Camera
+    from lib.resim.fit_camera import CameraFit
+    from lib.resim.fit_physics import PhysicsFit
+    from lib.resim.fitted import ResimFit
+    from lib.resim.simulate import Physics
+
+    sizes = {"sphere_radius": 0.5, "cube_half": 0.4, "cylinder_radius": 0.5, "cylinder_height": 1.0}
+    camera = CameraFit(Camera(32.0, 38.0, 10.0, 0.0), sizes, {"sphere": 0.1}, {"sphere": 1}, 0.5)
+    physics = PhysicsFit(Physics(0.078, 0.04, 0.8, 2.0, 0.1, 30), {"slide": 0.77, "roll": None, "runs": {}})
+    return ResimFit(camera, physics, source or {"train": "abc", "videos": 2})
+
+
+def _drawn_videos(fit, cids, n=2):
+    """(n, 11, H, W) masks drawn by the fit's camera: a sphere (``cids[0]``) rolling to the right and a cube
+    (``cids[1]``) at rest."""
+    from lib.resim.bodies import rest_state
+    from lib.resim.draw import draw
+
+    videos = []
+    for k in range(n):
+        frames = []
+        for t in range(11):
+            sphere = rest_state((-2.0 + 0.15 * t, 1.0 + k), "sphere", fit.sizes)
+            cube = rest_state((1.5, -0.5 - k), "cube", fit.sizes)
+            frames.append(draw(cids, np.stack([sphere, cube]), fit.camera, fit.sizes, supersample=2))
+        videos.append(frames)
+    return np.array(videos, np.uint8)
+
+
+def test_a_resim_selection_round_trip(tmp_path):
+    """A re-simulating predictor saved as notebook 06 saves its choice loads back through ObjectPredictor.load with
+    the same fit and reading, predicts the same masks, and a copied folder uses its own fit."""
+    from dataclasses import replace
+
+    from lib.common.classes import class_id
+
+    fit, sphere = _resim_fit(), class_id("sphere", "metal", "blue")
+    masks = _drawn_videos(fit, [sphere, class_id("cube", "rubber", "red")])
+    chosen = pipeline.ResimPredictor("re-simulation", fit, size_b=0.007, workers=1).for_inputs("unet")
+    folder = tmp_path / "run" / "objects"
+    chosen.save(folder / "selected.json")
+    sel = json.loads((folder / "selected.json").read_text())
+    assert sel == {"kind": "resim", "name": "re-simulation", "fit": "resim.json", "min_area": 20, "denoise": True,
+                   "size_b": 0.007}  # fmt: skip
+    loaded = pipeline.ObjectPredictor.load(folder / "selected.json")
+    assert isinstance(loaded, pipeline.ResimPredictor) and loaded.fit == fit and loaded.name == "re-simulation"
+    assert (loaded.size_b, loaded.settings.min_area, loaded.settings.denoise) == (0.007, 20, True)  # notebook 07 reads
+    want = chosen.predict(masks)
+    assert (want == sphere).any(axis=(1, 2)).all()  # the sphere is drawn in every video
+    np.testing.assert_array_equal(replace(loaded, workers=1).predict(masks), want)
+    copy = tmp_path / "copy"
+    (tmp_path / "run").rename(copy)  # the folder moved: its own fit is read
+    assert pipeline.ObjectPredictor.load(copy / "objects" / "selected.json").fit == fit
+    (copy / "objects" / "resim.json").unlink()
+    with pytest.raises(FileNotFoundError, match="resim.json"):
+        pipeline.ObjectPredictor.load(copy / "objects" / "selected.json")
+
+
+def test_selections_name_their_kind_and_old_ones_without_it_load(tmp_path):
+    pipeline.ObjectPredictor("copy", MotionSettings("copy")).save(tmp_path / "sel.json")
+    assert json.loads((tmp_path / "sel.json").read_text())["kind"] == "objects"
+    old = {"name": "copy", "kwargs": {"method": "copy"}, "checkpoint": None, "min_area": 1, "denoise": False}
+    (tmp_path / "old.json").write_text(json.dumps(old))  # written before the kind was recorded
+    assert pipeline.ObjectPredictor.load(tmp_path / "old.json").settings == MotionSettings("copy")
+    (tmp_path / "odd.json").write_text(json.dumps({**old, "kind": "telepathy"}))
+    with pytest.raises(ValueError, match="odd.json: unknown predictor kind 'telepathy'"):
+        pipeline.ObjectPredictor.load(tmp_path / "odd.json")
+
+
+def test_the_resim_fit_is_reused_only_when_made_from_the_same_train_data(tmp_path, monkeypatch):
+    from lib.resim import fitted
+
+    calls = []
+
+    def fake_fit(masks, source, **_):
+        calls.append(source)
+        return _resim_fit(source)
+
+    monkeypatch.setattr(fitted, "fit_constants", fake_fit)
+    path, a, b = tmp_path / "resim.json", {"train": "abc", "videos": 2}, {"train": "abc", "videos": 3}
+    assert fitted.load_or_fit(path, [], a) == (_resim_fit(a), False) and calls == [a]
+    assert fitted.load_or_fit(path, [], a) == (_resim_fit(a), True) and calls == [a]  # the file, not a new fit
+    assert fitted.load_or_fit(path, [], b) == (_resim_fit(b), False) and calls == [a, b]  # other settings: refitted
+    path.write_text("{")  # not a fit: refitted too
+    assert fitted.load_or_fit(path, [], b)[1] is False and fitted.ResimFit.from_json(path) == _resim_fit(b)
+    path.write_text("{}")
+    with pytest.raises(ValueError, match="resim.json: not a re-simulation fit"):
+        fitted.ResimFit.from_json(path)
