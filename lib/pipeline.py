@@ -10,6 +10,8 @@ U-Net masks: ``split_unet_masks`` (notebook 03's labels when the same checkpoint
 - ``ResimPredictor``: the re-simulating predictor (lib/resim, docs/resim.md), one notebook 06 may choose too: saved
   the same way (``"kind": "resim"``, its fitted constants in ``resim.json`` beside the choice), loaded by
   ``ObjectPredictor.load``;
+- ``ResimLearnedPredictor``: re-simulation for the objects that meet in its simulation, the learned model for the
+  others (``"kind": "resim+learned"``);
 - ``SimVPPredictor``: the fine-tuned SimVP's rollout, optionally post-processed (new-object suppression);
 - ``CombinedPredictor``: the object prediction with SimVP's confident pixels of known objects where the object
   renderer left background (``combine``, mode "fill_confident", the threshold of ``choose_threshold``).
@@ -33,6 +35,7 @@ from lib.forecasting.training import predict_frame22
 from lib.objects import learned, motion
 from lib.objects.motion import MotionSettings
 from lib.resim import predict as resim
+from lib.resim.combine import combine_split
 from lib.resim.estimate import estimate
 from lib.resim.fitted import ResimFit
 from lib.resim.simulate import decelerations
@@ -136,6 +139,7 @@ class ObjectPredictor:
     @classmethod
     def load(cls, path):
         """The predictor a ``save`` file records: this class's, or with ``"kind": "resim"`` a ``ResimPredictor``
+        (``"resim+learned"``: a ``ResimLearnedPredictor``)
         (files written before the kind was recorded are this class's). One written before ``size_b`` was recorded
         (an older run's ``objects/selected.json``) takes it from its run's notebook 06 metrics, else from the
         settings."""
@@ -144,10 +148,10 @@ class ObjectPredictor:
             raise FileNotFoundError(f"{path}: no object predictor chosen yet; run notebook 06 (objects) first")
         sel = json.loads(path.read_text())
         kind = sel.get("kind", "objects")
-        if kind == ResimPredictor.kind:
-            return ResimPredictor.from_selection(path, sel)
+        if kind in (ResimPredictor.kind, ResimLearnedPredictor.kind):
+            return {"resim": ResimPredictor, "resim+learned": ResimLearnedPredictor}[kind].from_selection(path, sel)
         if kind != "objects":
-            raise ValueError(f"{path}: unknown predictor kind {kind!r} (known: 'objects', 'resim')")
+            raise ValueError(f"{path}: unknown predictor kind {kind!r} (known: 'objects', 'resim', 'resim+learned')")
         reading = {"min_area": sel["min_area"], "denoise": sel["denoise"]}
         if sel["checkpoint"]:
             checkpoint = path.parent / sel["checkpoint"]  # relative to this file's folder (absolute: as it is)
@@ -198,12 +202,13 @@ class ResimPredictor:
         """This predictor reading "true" masks or "unet" labels (``motion.reading``)."""
         return replace(self, settings=Reading(**motion.reading(src, unet_min_area)))
 
-    def predict(self, masks):
-        """(N, H, W) uint8 frame-22 masks of (N, >=11, H, W) input masks."""
+    def predict(self, masks, touching=False):
+        """(N, H, W) uint8 frame-22 masks of (N, >=11, H, W) input masks; with ``touching`` also, per video, the
+        class ids of the objects that touch another one in the simulation (``ResimLearnedPredictor`` takes them)."""
         f, s = self.fit, self.settings
         return resim.predict_split(
             masks, f.camera, f.sizes, f.physics, min_area=s.min_area, denoise=s.denoise, workers=self.workers,
-            progress=False,
+            progress=False, touching=touching,
         )  # fmt: skip
 
     def estimate(self, masks_in):
@@ -233,6 +238,55 @@ class ResimPredictor:
             raise FileNotFoundError(f"{path}: its re-simulation fit {fit_path} is missing; run notebook 06 again")
         reading = Reading(sel["min_area"], sel["denoise"])
         return cls(sel["name"], ResimFit.from_json(fit_path), reading, float(sel["size_b"]))
+
+
+@dataclass(frozen=True)
+class ResimLearnedPredictor:
+    """Re-simulation for the objects that touch another one in its simulation, the learned object model for the
+    others (``lib/resim/combine.py``): the simulator resolves collisions, the learned model moves lone objects
+    better. ``resim`` a ``ResimPredictor``, ``learned`` an ``ObjectPredictor`` of the learned model; notebook 07's
+    oracle rows read inputs as the learned model does (``settings``, ``size_b``)."""
+
+    name: str
+    resim: ResimPredictor
+    learned: ObjectPredictor
+
+    kind = "resim+learned"
+    uses_simvp = False
+    PARTS = {"resim": "selected_resim.json", "learned": "selected_learned.json"}  # its parts' files, beside it
+
+    @property
+    def settings(self):
+        return self.learned.settings
+
+    @property
+    def size_b(self):
+        return self.learned.size_b
+
+    def for_inputs(self, src, unet_min_area=motion.UNET_MIN_AREA):
+        """Both parts reading "true" masks or "unet" labels (``motion.reading``)."""
+        return replace(
+            self, resim=self.resim.for_inputs(src, unet_min_area), learned=self.learned.for_inputs(src, unet_min_area)
+        )
+
+    def predict(self, masks):
+        """(N, H, W) uint8 frame-22 masks of (N, >=11, H, W) input masks."""
+        resim_masks, touched = self.resim.predict(masks, touching=True)
+        return combine_split(resim_masks, self.learned.predict(masks), touched)
+
+    def save(self, path):
+        """Record the predictor as JSON (``"kind": "resim+learned"``) and each part with its own ``save`` in the
+        same folder (``PARTS``), named relative to it."""
+        path = Path(path)
+        for part, name in self.PARTS.items():
+            getattr(self, part).save(path.parent / name)
+        save_json(path, {"kind": self.kind, "name": self.name, "parts": self.PARTS})
+
+    @classmethod
+    def from_selection(cls, path, sel):
+        """The predictor that ``sel``, the content of the selection file ``path``, records."""
+        parts = {part: ObjectPredictor.load(Path(path).parent / name) for part, name in sel["parts"].items()}
+        return cls(sel["name"], parts["resim"], parts["learned"])
 
 
 # ------------------------------------------------------------------------------------------ SimVP

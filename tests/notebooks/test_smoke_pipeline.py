@@ -18,6 +18,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RESIM = "re-simulation (3-D states, rigid bodies)"  # notebook 06's row of the re-simulating predictor
+BOTH = "re-simulation where objects meet, learned elsewhere"  # and of its combination with the learned model
+LEARNED = "learned (physics + attention residual)"
 
 
 def test_run_all_smoke_runs_every_notebook(smoke_run):
@@ -178,6 +180,14 @@ def test_notebook_06_re_simulation(smoke_run):
     assert set(resim["val_videos_per_second"]) == {"true", "unet"} and resim["camera"]["fov"] > 0
     for name in ("06_resim_camera", "06_resim_scene", "06_resim_prediction"):
         assert (run / "figures" / f"{name}.png").is_file()
+    # the combination: its row, its intervals against both parts, its failure costs
+    assert set(table[BOTH]) == {"true", "unet"} and BOTH in m["val_ci"] and BOTH in m["failure_costs"]
+    for key, other in (
+        ("re-simulation + learned - learned", LEARNED),
+        ("re-simulation + learned - re-simulation", RESIM),
+    ):
+        d = m["val_diff_ci"][key]
+        assert (d["a"], d["b"]) == (BOTH, other) and d["ci"][0] <= d["ci"][1]
 
 
 def test_re_simulation_left_out_reused_and_chosen(smoke_run, tmp_path):
@@ -195,6 +205,7 @@ def test_re_simulation_left_out_reused_and_chosen(smoke_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     m6 = read_metrics(copy, "06_objects")
     assert not m6["resim"]["used"] and "no train videos" in m6["resim"]["why"] and RESIM not in m6["val_table"]
+    assert BOTH not in m6["val_table"]
     assert "re-simulation - physics" not in m6["val_diff_ci"] and RESIM not in m6["failure_costs"]
     assert f"{RESIM} left out: {m6['resim']['why']}" in (copy / "logs" / "06_objects.log").read_text()
     assert (copy / "objects" / "resim.json").read_text() == stored  # a failed fit writes nothing

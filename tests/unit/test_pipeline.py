@@ -272,3 +272,42 @@ def test_the_resim_fit_is_reused_only_when_made_from_the_same_train_data(tmp_pat
     path.write_text("{}")
     with pytest.raises(ValueError, match="resim.json: not a re-simulation fit"):
         fitted.ResimFit.from_json(path)
+
+
+def test_a_resim_learned_selection_round_trip(tmp_path):
+    """Re-simulation for objects that meet in its simulation, the learned model for the others: a sphere rolling
+    into a resting cube comes from the re-simulation, a lone sliding cylinder from the learned model (which moves
+    every moving object 5 px down here). Saved and loaded back through ObjectPredictor.load, it predicts the same masks."""
+    from lib.common.classes import class_id
+    from lib.resim.bodies import rest_state
+    from lib.resim.draw import draw
+
+    fit = _resim_fit()
+    sphere, cube, cyl = (
+        class_id(s, "rubber", c) for s, c in (("sphere", "red"), ("cube", "blue"), ("cylinder", "cyan"))
+    )
+    frames = []
+    for t in range(11):  # the sphere reaches the cube after frame 10
+        st = [rest_state((-3.0 + 0.2 * t, 1.0), "sphere", fit.sizes), rest_state((0.0, 1.0), "cube", fit.sizes),
+              rest_state((3.0 - 0.1 * t, -1.0), "cylinder", fit.sizes)]  # fmt: skip
+        frames.append(draw([sphere, cube, cyl], np.stack(st), fit.camera, fit.sizes, supersample=2))
+    masks = np.array([frames], np.uint8)
+    cfg = dict(learned.DEFAULT_CFG, baseline="decel", size_b=0.0, d=16)
+    model = learned.build_model(cfg)
+    with torch.no_grad():
+        model.head[-1].bias.copy_(torch.tensor([0.5, 0.0, 0.0]))  # every moving object 5 px down
+    torch.save({"model": model.state_dict(), "config": {"model": model.cfg}}, tmp_path / "last.pt")
+    resim_part = pipeline.ResimPredictor("re-simulation", fit, workers=1).for_inputs("true")
+    learned_part = pipeline.ObjectPredictor.of_model("learned", model, tmp_path / "last.pt").for_inputs("true")
+    both = pipeline.ResimLearnedPredictor("both", resim_part, learned_part)
+    resim_mask, touched = resim_part.predict(masks, touching=True)
+    assert sorted(touched[0].tolist()) == sorted([sphere, cube])
+    learned_mask = learned_part.predict(masks)
+    got = both.predict(masks)
+    for cid, want in ((sphere, resim_mask), (cube, resim_mask), (cyl, learned_mask)):
+        np.testing.assert_array_equal(got[0] == cid, want[0] == cid)
+    assert not np.array_equal(resim_mask[0] == cyl, learned_mask[0] == cyl)  # the two parts differ there
+    both.save(tmp_path / "selected.json")
+    loaded = pipeline.ObjectPredictor.load(tmp_path / "selected.json")
+    assert isinstance(loaded, pipeline.ResimLearnedPredictor) and loaded.resim.fit == fit
+    np.testing.assert_array_equal(loaded.predict(masks), got)
