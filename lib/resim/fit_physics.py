@@ -20,7 +20,6 @@ and the friction is fitted in it (the generator's pair, friction 0.05 at 1/8 s a
 """
 
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 from lib.common.classes import attributes
 from lib.common.metrics import per_video_confusion, stacked_iou
 from lib.resim.estimate import measure
-from lib.resim.predict import SUPERSAMPLE, measure_inputs, predict
+from lib.resim.predict import SUPERSAMPLE, measure_inputs, predict, process_map
 from lib.resim.simulate import GRAVITY, Physics, decelerations
 
 FRAME_DT = 0.1  # seconds a frame: the time unit (see the module doc)
@@ -149,7 +148,7 @@ def score_collisions(videos, camera, sizes, physics, *, workers=1):
     """The IoU ``fit_physics`` gives ``physics`` on the videos ``videos`` ((22, H, W) class ids; the fit's are
     ``[masks_list[i] for i in fit.collision_videos]``), each predicted from its frames 0-10 by ``predict`` alone
     (measured anew), in ``workers`` processes: to score other constants, the true ones of generated videos, say."""
-    with _mapper(workers) as mapper:
+    with process_map(workers) as mapper:
         preds = mapper(_predict_one, [(m, camera, sizes, physics) for m in videos])
         return _iou21(preds, videos)
 
@@ -157,19 +156,6 @@ def score_collisions(videos, camera, sizes, physics, *, workers=1):
 def _predict_one(args):
     m, camera, sizes, physics = args
     return predict(m[:11], camera, sizes, physics)
-
-
-@contextmanager
-def _mapper(workers):
-    """``map``, or with ``workers`` > 1 the ordered ``imap`` of a pool of that many spawned processes (each its own
-    simulator, like ``predict.predict_split``)."""
-    if workers <= 1:
-        yield map
-        return
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(workers) as pool:
-        yield lambda fn, jobs: pool.imap(fn, jobs)
 
 
 def fit_physics(masks_list, camera, sizes, *, collision_videos=24, workers=1, progress=True):
@@ -181,7 +167,7 @@ def fit_physics(masks_list, camera, sizes, *, collision_videos=24, workers=1, pr
     from tqdm.auto import tqdm
 
     t0 = time.time()
-    with _mapper(workers) as mapper:
+    with process_map(workers) as mapper:
         tracks, meeting = [], []  # meeting: indices of the collision videos
         jobs = [(m, camera, sizes) for m in masks_list]
         measured = tqdm(mapper(_measure_video, jobs), total=len(jobs), desc="measure train tracks", unit="video",

@@ -9,6 +9,8 @@ its track), refined by simulating the last input frames (``fit_states.refine``),
 inputs do not show at frame 10 (gone, hidden, not entered yet) are not drawn.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from lib.objects.tracks import LAST_INPUT, TARGET
@@ -79,6 +81,19 @@ def predict(
     return (mask, cids[touched]) if touching else mask
 
 
+@contextmanager
+def process_map(workers, chunksize=1):
+    """``map``, or with ``workers`` > 1 the ordered ``imap`` of a pool of that many spawned processes (each its own
+    simulator): the same results in the same order."""
+    if workers <= 1:
+        yield map
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers) as pool:
+        yield lambda fn, jobs: pool.imap(fn, jobs, chunksize=chunksize)
+
+
 def _predict_one(args):
     masks_in, camera, sizes, physics, kwargs = args
     return predict(masks_in, camera, sizes, physics, **kwargs)
@@ -95,13 +110,8 @@ def predict_split(
     kw = {"min_area": min_area, "denoise": denoise, "touching": touching}
     jobs = ((np.asarray(m[: LAST_INPUT + 1]), camera, sizes, physics, kw) for m in masks)
     bar = {"total": len(masks), "desc": "re-simulate", "unit": "video", "disable": not progress}
-    if workers <= 1 or len(masks) < 2:
-        out = [_predict_one(j) for j in tqdm(jobs, **bar)]
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            out = list(tqdm(pool.imap(_predict_one, jobs, chunksize=4), **bar))
+    with process_map(workers if len(masks) >= 2 else 1, chunksize=4) as mapper:
+        out = list(tqdm(mapper(_predict_one, jobs), **bar))
     masks_out = [o[0] for o in out] if touching else out
     preds = np.stack(masks_out) if out else np.zeros((0, *np.shape(masks)[2:]), np.uint8)
     return (preds, [t for _, t in out]) if touching else preds
