@@ -36,9 +36,7 @@ from lib.objects import learned, motion
 from lib.objects.motion import MotionSettings
 from lib.resim import predict as resim
 from lib.resim.combine import combine_split
-from lib.resim.estimate import estimate
 from lib.resim.fitted import ResimFit
-from lib.resim.simulate import decelerations
 from lib.segmentation.label import StaleLabels, cached_labels, check_labels, labels_path, segment, vote_window
 
 
@@ -215,10 +213,7 @@ class ResimPredictor:
         """The scene that ``predict`` starts from, of one video's input masks (>= 11, H, W): an
         ``estimate.Estimate``, with each object's floor positions measured per input frame."""
         f, s = self.fit, self.settings
-        return estimate(
-            np.asarray(masks_in)[: data.N_INPUT], f.camera, f.sizes, f.physics.frame_dt,
-            decelerations(f.physics, f.sizes), min_area=s.min_area, denoise=s.denoise, supersample=resim.SUPERSAMPLE,
-        )  # fmt: skip
+        return resim.estimate_inputs(masks_in, f.camera, f.sizes, f.physics, min_area=s.min_area, denoise=s.denoise)
 
     def save(self, path):
         """Record the predictor as JSON (notebook 06's ``objects/selected.json``): ``"kind": "resim"``, its name, how

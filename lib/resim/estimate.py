@@ -2,10 +2,11 @@
 
 An object rests upright on the floor (its centre at the shape's half height), so its state is a floor position,
 a yaw (cubes), a planar velocity and, for spheres, the rolling spin that goes with it. Per input frame where the
-object is whole or cut only by the image border (``tracks.tracks``: clean or touching the border; frames where it
-is partly hidden by another object are left out), its floor position is found by render and compare: the centroid
-of the object drawn alone (``draw.draw``, cut by the border as the real one is) is moved onto the observed
-centroid, a few times. Cubes get the yaw (0-90 degrees, a cube looks the same every 90) whose drawing covers their
+object shows, its floor position is found by render and compare: the centroid of the object drawn (``draw.draw``,
+cut by the border as the real one is) is moved onto the observed centroid, a few times. Where it is whole or cut
+only by the border (``tracks.tracks``: clean or touching the border) it is drawn alone; where it is partly hidden
+(objects that meet hide each other, so these are the frames around a collision), it is drawn with the objects
+measured whole in that frame beside it, so that the same part of it is hidden. Cubes get the yaw (0-90 degrees, a cube looks the same every 90) whose drawing covers their
 last whole mask best. The positions over frames then give the velocity: a straight-line fit over the longest run
 of last frames that a line slowing by the friction's deceleration explains within ``line_tol`` (a collision
 earlier in the video bends the track and is left out), evaluated at the last input frame.
@@ -25,6 +26,7 @@ from lib.resim.draw import draw
 LAST = tracking.LAST_INPUT
 YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried
 STILL = 0.004  # units a frame: slower objects are at rest
+HIDDEN_MIN_VISIBLE = 0.3  # a partly hidden object is measured where this share of its usual area shows
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
 
 
@@ -59,7 +61,7 @@ def _centroid(sel):
     return np.array([xs.mean() + 0.5, ys.mean() + 0.5]) if len(xs) else None
 
 
-def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None):
+def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None, others=None):
     """Floor position (x, y) of object ``cid`` whose pixels in a frame are ``observed`` (H, W) bool: the
     position whose drawing (alone, at ``supersample`` like the masks, cut by the border) has the observed
     centroid within ``tol`` px. None if it cannot be drawn. Each step moves the object by the centroid's error
@@ -67,11 +69,14 @@ def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.
     how far the object moved per pixel its drawn centroid moved in the previous step. ``offset``: a guess of the
     drawn centroid minus the projected centre (``locate_with_offset`` returns it; it changes little from one
     frame to the next, so that an object found in the previous frame is usually found in one drawing)."""
-    return locate_with_offset(camera, sizes, cid, observed, yaw, supersample, iters, tol, offset)[0]
+    return locate_with_offset(camera, sizes, cid, observed, yaw, supersample, iters, tol, offset, others)[0]
 
 
-def locate_with_offset(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None):
-    """``locate``'s (position or None, the last drawing's centroid minus the projected centre)."""
+def locate_with_offset(
+    camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None, others=None
+):  # fmt: skip
+    """``locate``'s (position or None, the last drawing's centroid minus the projected centre). ``others``: (class
+    ids, states) of the objects drawn with it, for an object partly hidden by them (its visible pixels compared)."""
     shape = attributes(cid)[0]
     h = sizes.half_height(shape)
     target = _centroid(observed)
@@ -80,7 +85,11 @@ def locate_with_offset(camera, sizes, cid, observed, yaw=0.0, supersample=1, ite
     for _ in range(iters):
         state = bodies.rest_state(xy, shape, sizes)
         state[3:7] = yaw_quaternion(yaw)
-        drawn = _centroid(draw([cid], state[None], camera, sizes, supersample=supersample) == cid)
+        if others is None:
+            scene = draw([cid], state[None], camera, sizes, supersample=supersample)
+        else:
+            scene = draw([cid, *others[0]], np.vstack([state, others[1]]), camera, sizes, supersample=supersample)
+        drawn = _centroid(scene == cid)
         if drawn is None:
             return None, offset
         centre = camera.project([[*xy, h]])[0]
@@ -164,17 +173,18 @@ class Track3D:
     track: object
 
 
-def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, supersample=1):
+def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, supersample=1, hidden=True):
     """``Track3D`` of every object of ``masks`` (T, H, W) class ids with a measured floor position, in class-id
-    order: positions by ``locate`` in each frame where the object is whole or cut only by the border (and in
-    frame ``last`` whenever it is visible there), cubes' yaw by ``cube_yaw`` on their last whole frame."""
+    order: positions by ``locate`` in each frame where the object is whole or cut only by the border, cubes' yaw
+    by ``cube_yaw`` on their last whole frame. With ``hidden``, also in the frames where it is partly hidden
+    (objects that meet hide each other, so these are the frames around a collision): drawn there with the objects
+    measured in that frame, its visible pixels compared (frames where less than ``HIDDEN_MIN_VISIBLE`` of it shows
+    are left out). Frame ``last`` is measured whenever the object is visible there."""
     masks = np.asarray(masks)
-    out = []
+    found = []  # (cid, track, yaw, {frame: xy})
     for cid, tr in sorted(tracking.tracks(masks, min_area=min_area, denoise=denoise).items()):
         shape = attributes(cid)[0]
         usable = [t for t in range(len(masks)) if tr.visible[t] and (tr.clean[t] or tr.touches_border[t])]
-        if last is not None and tr.visible[last] and last not in usable:
-            usable.append(last)
 
         def pixels(t, cid=cid):
             return tracking.largest_component(masks[t], cid) if denoise else masks[t] == cid
@@ -184,7 +194,7 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
             t_yaw = max((t for t in usable if tr.clean[t]), default=usable[-1])
             xy = locate(camera, sizes, cid, pixels(t_yaw), supersample=supersample)
             yaw = cube_yaw(camera, sizes, cid, pixels(t_yaw), xy, supersample) if xy is not None else 0.0
-        ts, xys, offset = [], [], None
+        where, offset = {}, None
         for t in usable:
             clean = tr.clean[t]
             xy, off = locate_with_offset(
@@ -192,10 +202,29 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
             )
             offset = off if clean else offset  # a whole object's offset carries to its next frame
             if xy is not None:
-                ts.append(t)
-                xys.append(xy)
-        if ts:
-            out.append(Track3D(int(cid), ts, np.array(xys), yaw, tr))
+                where[t] = xy
+        found.append((int(cid), tr, yaw, where, pixels))
+    at = {}  # frame -> [(class id, state)] of the objects measured whole or at the border there
+    for cid, _, yaw, where, _ in found:
+        for t, xy in where.items():
+            state = bodies.rest_state(xy, attributes(cid)[0], sizes)
+            state[3:7] = yaw_quaternion(yaw)
+            at.setdefault(t, []).append((cid, state))
+    out = []
+    for cid, tr, yaw, where, pixels in found:
+        partly = [t for t in range(len(masks)) if tr.visible[t] and t not in where]
+        partly = [t for t in partly if t == last or (hidden and tr.area[t] >= HIDDEN_MIN_VISIBLE * tr.ref_area)]
+        for t in partly:
+            y0, x0, y1, x1 = tr.bbox[t]
+            box = masks[t, max(y0 - 2, 0) : y1 + 2, max(x0 - 2, 0) : x1 + 2]
+            near = [(c, s) for c, s in at.get(t, []) if c != cid and (box == c).any()] if hidden else []
+            others = (np.array([c for c, _ in near]), np.array([s for _, s in near])) if near else None
+            xy = locate(camera, sizes, cid, pixels(t), yaw, supersample, others=others)
+            if xy is not None:
+                where[t] = xy
+        if where:
+            ts = sorted(where)
+            out.append(Track3D(cid, ts, np.array([where[t] for t in ts]), yaw, tr))
     return out
 
 

@@ -18,6 +18,8 @@ from lib.common.files import save_json
 from lib.resim.fit_camera import CameraFit, fit_camera
 from lib.resim.fit_physics import PhysicsFit, fit_physics
 
+FIT_VERSION = 2  # raised when the code changes what a fit holds (2: partly hidden frames measured); older are refitted
+
 
 @dataclass(frozen=True)
 class ResimFit:
@@ -97,8 +99,9 @@ def stored_fit(path, source):
 
 
 def load_or_fit(path, masks, source, *, workers=1, progress=False):
-    """(fit, reused): the fit stored in ``path`` when it was made from ``source``, else one fitted on ``masks``
-    (``fit_constants``, in ``workers`` processes) and written to ``path``."""
+    """(fit, reused): the fit stored in ``path`` when it was made from ``source`` by this ``FIT_VERSION``, else one
+    fitted on ``masks`` (``fit_constants``, in ``workers`` processes) and written to ``path``."""
+    source = {**source, "fit_version": FIT_VERSION}
     fit = stored_fit(path, source)
     if fit is not None:
         return fit, True

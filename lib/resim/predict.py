@@ -32,19 +32,38 @@ def measure_inputs(masks_in, camera, sizes, *, min_area=20, denoise=True):
     )  # fmt: skip
 
 
+def decelerations_of(physics, sizes):
+    """``simulate.decelerations`` of ``physics`` and ``sizes``, computed once per process."""
+    key = (physics, sizes)
+    if key not in _DECEL:
+        _DECEL[key] = decelerations(physics, sizes)
+    return _DECEL[key]
+
+
+def estimate_inputs(masks_in, camera, sizes, physics, *, min_area=20, denoise=True, measured=None):
+    """``estimate.Estimate`` of the objects at frame 10 of ``masks_in`` (>= 11, H, W; frames 0-10 are read), before
+    refinement: what ``scene_at_last_input`` refines and notebook 06's figure of a fitted scene draws."""
+    return estimate(
+        np.asarray(masks_in)[: LAST_INPUT + 1], camera, sizes, physics.frame_dt, decelerations_of(physics, sizes),
+        min_area=min_area, denoise=denoise, supersample=SUPERSAMPLE, measured=measured,
+    )  # fmt: skip
+
+
 def scene_at_last_input(masks_in, camera, sizes, physics, *, min_area=20, denoise=True, measured=None):
     """(class ids (n,), states (n, 13)) of the objects at frame 10, estimated and refined. ``min_area``,
     ``denoise``: how the input masks are read (``estimate.estimate``; U-Net labels: noise under ``min_area`` px
     dropped, each object from its largest blob); ``measured``: ``measure_inputs``' result, when already known (it
     does not depend on the physics)."""
-    key = (physics, sizes)
-    if key not in _DECEL:
-        _DECEL[key] = decelerations(physics, sizes)
-    est = estimate(
-        masks_in, camera, sizes, physics.frame_dt, _DECEL[key], min_area=min_area, denoise=denoise,
-        supersample=SUPERSAMPLE, measured=measured,
-    )  # fmt: skip
-    return est.class_ids, refine(est, physics, sizes, _DECEL[key])
+    est = estimate_inputs(masks_in, camera, sizes, physics, min_area=min_area, denoise=denoise, measured=measured)
+    return est.class_ids, refine(est, physics, sizes, decelerations_of(physics, sizes))
+
+
+def draw_scene(class_ids, states, camera, sizes, shape):
+    """(H, W) uint8 mask of the objects ``class_ids`` in ``states`` drawn like the videos' masks (``SUPERSAMPLE``);
+    all zero, of ``shape`` (H, W), when there are none."""
+    if not len(class_ids):
+        return np.zeros(shape, np.uint8)
+    return draw(class_ids, states, camera, sizes, supersample=SUPERSAMPLE)
 
 
 def simulate_inputs(
@@ -76,8 +95,7 @@ def predict(
         masks_in, camera, sizes, physics, frames, min_area=min_area, denoise=denoise, measured=measured,
         touching=touching,
     )  # fmt: skip
-    mask = draw(cids, sim[-1], camera, sizes, supersample=SUPERSAMPLE) if len(cids) else None
-    mask = np.zeros(np.shape(masks_in)[1:], np.uint8) if mask is None else mask
+    mask = draw_scene(cids, sim[-1], camera, sizes, np.shape(masks_in)[1:])
     return (mask, cids[touched]) if touching else mask
 
 

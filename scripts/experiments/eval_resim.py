@@ -141,10 +141,7 @@ def main(argv=None):
         if src == "true":  # its frame-10 scenes are also the oracle rows' estimates
             sims = [resim.simulate_inputs(v, camera, sizes, physics) for v in tqdm(x, desc="val, true inputs")]
             scenes = [(cids, sim[0]) for cids, sim, _ in sims]
-            preds[src] = np.stack(
-                [draw(c, sim[-1], camera, sizes, supersample=resim.SUPERSAMPLE) if len(c) else np.zeros(
-                    x.shape[2:], np.uint8) for c, sim, _ in sims]
-            )  # fmt: skip
+            preds[src] = np.stack([resim.draw_scene(c, sim[-1], camera, sizes, x.shape[2:]) for c, sim, _ in sims])
         else:
             preds[src] = resim.predict_split(x, camera, sizes, physics, workers=a.workers)
         res["seconds"][f"val predict, {src} inputs (s/video)"] = round((time.time() - t0) / n, 3)

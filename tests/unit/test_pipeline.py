@@ -264,11 +264,14 @@ def test_the_resim_fit_is_reused_only_when_made_from_the_same_train_data(tmp_pat
 
     monkeypatch.setattr(fitted, "fit_constants", fake_fit)
     path, a, b = tmp_path / "resim.json", {"train": "abc", "videos": 2}, {"train": "abc", "videos": 3}
-    assert fitted.load_or_fit(path, [], a) == (_resim_fit(a), False) and calls == [a]
-    assert fitted.load_or_fit(path, [], a) == (_resim_fit(a), True) and calls == [a]  # the file, not a new fit
-    assert fitted.load_or_fit(path, [], b) == (_resim_fit(b), False) and calls == [a, b]  # other settings: refitted
+    va, vb = ({**x, "fit_version": fitted.FIT_VERSION} for x in (a, b))  # what the file records
+    assert fitted.load_or_fit(path, [], a) == (_resim_fit(va), False) and calls == [va]
+    assert fitted.load_or_fit(path, [], a) == (_resim_fit(va), True) and calls == [va]  # the file, not a new fit
+    assert fitted.load_or_fit(path, [], b) == (_resim_fit(vb), False) and calls == [va, vb]  # other settings: refitted
     path.write_text("{")  # not a fit: refitted too
-    assert fitted.load_or_fit(path, [], b)[1] is False and fitted.ResimFit.from_json(path) == _resim_fit(b)
+    assert fitted.load_or_fit(path, [], b)[1] is False and fitted.ResimFit.from_json(path) == _resim_fit(vb)
+    monkeypatch.setattr(fitted, "FIT_VERSION", fitted.FIT_VERSION + 1)  # the fitting code changed: refitted
+    assert fitted.load_or_fit(path, [], b)[1] is False and len(calls) == 4
     path.write_text("{}")
     with pytest.raises(ValueError, match="resim.json: not a re-simulation fit"):
         fitted.ResimFit.from_json(path)
