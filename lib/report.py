@@ -393,8 +393,32 @@ def scaling_figure(results, path):
     return path
 
 
+def _resim_states(results):
+    """Each results file: its oracle rows with their paired differences, then the velocity errors."""
+    out = []
+    for f, r in results.items():
+        inputs = "true masks" if r["inputs"] == "true" else "U-Net masks"
+        videos = f"{r['split']} videos {r['first']}-{r['first'] + r['videos'] - 1}"
+        out += [f"`{f}`: {videos}, {inputs} in.", "", "| row | IoU | minus re-simulation |\n|---|---|---|"]
+        for name, row in r["rows"].items():
+            diff = _diff(row["minus re-simulation"]) if "minus re-simulation" in row else ""
+            out.append(f"| {name} | {_ci(row)} | {diff} |")
+        out += ["", "| velocity error at frame 10 (units/s) | objects | line fit: mean, median | refined: mean, median |",
+                "|---|---|---|---|"]  # fmt: skip
+        for kind, e in r["velocity_error"].items():
+            who = "met another in frames 5-10" if kind == "met" else "did not"
+            line, ref = e["line fit"], e["refined"]
+            out.append(
+                f"| {who} | {line['objects']} | {line['mean']:.3f}, {line['median']:.3f} | "
+                f"{ref['mean']:.3f}, {ref['median']:.3f} |"
+            )
+        out.append("")
+    return out[:-1]
+
+
 TABLES = {"finetune": _finetune, "scaling": _scaling, "refine": _refine, "still_rule": _still_rule}
 TABLES.update(fragments=_fragments, sweep_scaling=_sweep_scaling, sweep_finetune=_sweep_finetune, resim=_resim)
+TABLES.update(resim_states=_resim_states)
 FIGURES = {"sweep_scaling": scaling_figure}  # the entries whose figure the experiments page's rewrite draws
 
 

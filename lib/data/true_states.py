@@ -99,3 +99,15 @@ def _generator_record(root, missing):
             "it from: true states exist only for the synthetic dataset, data in the real layout has none"
         )
     return json.loads(marker.read_text())
+
+
+def similarity(src, dst):
+    """(scale, rotation (2, 2), shift) of the 2-D similarity that maps points ``src`` (n, 2) closest onto ``dst``
+    (Umeyama's least squares)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a)
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ d @ vt
+    scale = float(np.trace(np.diag(sig) @ d) / (a**2).sum())
+    return scale, rot, mu_d - scale * rot @ mu_s

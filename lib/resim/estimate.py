@@ -6,10 +6,11 @@ object shows, its floor position is found by render and compare: the centroid of
 cut by the border as the real one is) is moved onto the observed centroid, a few times. Where it is whole or cut
 only by the border (``tracks.tracks``: clean or touching the border) it is drawn alone; where it is partly hidden
 (objects that meet hide each other, so these are the frames around a collision), it is drawn with the objects
-measured whole in that frame beside it, so that the same part of it is hidden. Cubes get the yaw (0-90 degrees, a cube looks the same every 90) whose drawing covers their
-last whole mask best. The positions over frames then give the velocity: a straight-line fit over the longest run
-of last frames that a line slowing by the friction's deceleration explains within ``line_tol`` (a collision
-earlier in the video bends the track and is left out), evaluated at the last input frame.
+measured whole in that frame beside it, so that the same part of it is hidden. Cubes get the yaw (0-90 degrees,
+a cube looks the same every 90) whose drawing covers their last whole mask best. The positions over frames then
+give the velocity: a straight-line fit over the longest run of last frames that a line slowing by the friction's
+deceleration explains within ``line_tol`` (a collision earlier in the video bends the track and is left out),
+evaluated at the last input frame.
 
     est = estimate(masks[:11], camera, sizes, frame_dt)      # Estimate: class ids, states (n, 13), frames used
 """
@@ -181,7 +182,7 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
     measured in that frame, its visible pixels compared (frames where less than ``HIDDEN_MIN_VISIBLE`` of it shows
     are left out). Frame ``last`` is measured whenever the object is visible there."""
     masks = np.asarray(masks)
-    found = []  # (cid, track, yaw, {frame: xy})
+    found = []  # (class id, track, yaw, {frame: floor position}, its pixels in a frame)
     for cid, tr in sorted(tracking.tracks(masks, min_area=min_area, denoise=denoise).items()):
         shape = attributes(cid)[0]
         usable = [t for t in range(len(masks)) if tr.visible[t] and (tr.clean[t] or tr.touches_border[t])]

@@ -46,18 +46,6 @@ def score(pred, true22, seed=0):
     return {"iou": float(iou_from_confusion(cm.sum(0))[0]), "ci": bootstrap_ci(cm, seed=seed)}, cm
 
 
-def similarity(src, dst):
-    """(scale, rotation (2, 2), shift) of the 2-D similarity that maps points ``src`` (n, 2) closest onto ``dst``
-    (Umeyama's least squares)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a)
-    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ d @ vt
-    scale = float(np.trace(np.diag(sig) @ d) / (a**2).sum())
-    return scale, rot, mu_d - scale * rot @ mu_s
-
-
 def oracle_rows(val_ids, scenes, data_root, camera, sizes, physics):
     """The two oracle rows' frame-22 predictions (module doc), or None on data without true states. ``scenes``:
     per val video the (class ids, frame-10 states) the predictor estimated from its true masks."""
@@ -80,7 +68,7 @@ def oracle_rows(val_ids, scenes, data_root, camera, sizes, physics):
             j = np.flatnonzero(r.class_ids == cid)
             if len(j) and not np.isnan(r.states[10, j[0], 0]):
                 pairs.append((r.states[10, j[0], :2], s[:2]))
-    scale, rot, shift = similarity(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+    scale, rot, shift = true_states.similarity(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
     true_pos = []
     for v, (cids, states) in zip(val_ids, scenes):
         r = recs[int(v)]

@@ -152,6 +152,7 @@ def test_notebook_06_objects(smoke_run):
     assert pos["true"] > table["copy frame 11"]["true"]
     assert set(m["failure_costs"][m["chosen"]]) == {"entrant", "leaving", "occluded", "contact", "free"}
     assert all(c["iou_cost"] >= 0 for c in m["failure_costs"][m["chosen"]].values())
+    assert LEARNED in m["failure_costs"]  # the learned model's costs are shown whichever predictor is chosen
     assert set(m["gap_share"]) == set(table) - {"copy frame 11"}
     for name in ("06_trajectories", "06_objects_failures", "06_oracles"):
         assert (tmp / "run" / "figures" / f"{name}.png").is_file()

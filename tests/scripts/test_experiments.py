@@ -84,3 +84,36 @@ def test_fragment_script_scores_the_rule_and_counts_the_ids(tmp_path):
         assert r[name]["iou_with_rule"] == pytest.approx(1.0) and r[name]["iou_without_rule"] < 1.0
         assert r[name]["rule_minus_none"]["diff"] > 0
     assert r["dropped_ids"] == 1 and r["dropped_ids_not_in_true_masks"] == 1
+
+
+def test_resim_states_script_on_generated_videos(tmp_path):
+    """scripts/experiments/eval_resim_states.py on 4 generated val videos, with a hand-made fit: the generator's
+    camera moved to target 0 and its physics in the predictor's time unit (0.1 s a frame, friction scaled by
+    (0.1 / 0.125)^2). Every row and error is there; objects that met no other one have near-true velocities; and the
+    predictor's states with every part replaced by the true one predict frame 22 nearly perfectly, which holds only
+    if the true states are mapped into the fitted world and time unit right."""
+    from lib.resim.camera import Camera
+    from lib.resim.fit_camera import CameraFit
+    from lib.resim.fit_physics import PhysicsFit
+    from lib.resim.fitted import ResimFit
+    from lib.resim.simulate import Physics
+
+    root, run = tmp_path / "data", tmp_path / "run"
+    synth.generate(root, counts={"val": 4}, seed=0, workers=1, progress=False, supersample=1)
+    sizes = {"sphere_radius": 0.5, "cube_half": 0.4, "cylinder_radius": 0.5, "cylinder_height": 1.0}
+    camera = CameraFit(Camera(32.0, 38.0, 10.0, 0.0), sizes, {"sphere": 0.1}, {"sphere": 1}, 0.5)
+    physics = PhysicsFit(Physics(0.078, 0.0625, 0.8, 2.0, 0.1, 30), {"slide": 0.77, "roll": None, "runs": {}})
+    ResimFit(camera, physics, {"train": "hand-made"}).to_json(run / "objects" / "resim.json")
+    out = tmp_path / "states.json"
+    run_script("eval_resim_states.py", "--run", run, "--data-root", root, "--inputs", "true", "--videos", 4,
+               "--out", out)  # fmt: skip
+    res = json.loads(out.read_text())
+    rows = res["rows"]
+    assert res["videos"] == 4 and len(rows) == 7 and all(0.0 <= r["iou"] <= 1.0 for r in rows.values())
+    assert abs(res["alignment_scale"] - 1.0) < 0.02  # the same length unit (sphere radius 0.5)
+    free = res["velocity_error"]["free"]["refined"]
+    assert free["objects"] >= 5 and free["median"] < 0.1, free
+    estimated = rows["re-simulation (estimated states)"]["iou"]  # 0.91 here
+    assert rows["true velocities"]["iou"] > estimated + 0.02, rows  # 0.96: true velocities in the fitted unit
+    assert rows["true velocities, spins, orientations and positions"]["iou"] > 0.95, rows  # 0.98
+    assert "minus re-simulation" in rows["partly hidden frames left out (hidden=False)"]
