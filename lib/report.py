@@ -174,7 +174,7 @@ def headline(run, path):
     ax.set_yticks(y, [name for name, _, _ in rows], fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("frame-22 IoU on val (last bar: hidden), 95% bootstrap interval over videos", fontsize=8)
-    ax.set_title("Reference cpu run: each stage (orange: submitted; grey: copies, oracles, ceiling)", fontsize=9)
+    ax.set_title("Reference cpu run: each stage\n(orange: submitted; grey: copies, oracles, ceiling)", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
