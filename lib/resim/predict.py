@@ -24,11 +24,11 @@ SUPERSAMPLE = 2
 _DECEL = {}  # (physics, sizes) -> simulate.decelerations
 
 
-def measure_inputs(masks_in, camera, sizes, *, min_area=20, denoise=True):
+def measure_inputs(masks_in, camera, sizes, *, min_area=20, denoise=True, hidden=True):
     """The measured floor tracks of frames 0-10 (``estimate.measure``): what ``predict``'s ``measured`` takes."""
     return measure(
         np.asarray(masks_in)[: LAST_INPUT + 1], camera, sizes, min_area=min_area, denoise=denoise, last=LAST_INPUT,
-        supersample=SUPERSAMPLE,
+        supersample=SUPERSAMPLE, hidden=hidden,
     )  # fmt: skip
 
 

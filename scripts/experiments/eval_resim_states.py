@@ -2,7 +2,7 @@
 of the true state would add. Measurement only: it reads ``<data_root>/.true_states/`` (synthetic data), which no
 predictor reads.
 
-    python scripts/experiments/eval_resim_states.py --run runs/cpu-ref10 --inputs unet --videos 200 \
+    python scripts/experiments/eval_resim_states.py --run runs/cpu-ref11 --inputs unet --videos 200 \
         --out results/experiments/resim_states_cpu.json
 
 The fit is the run's own (``<run>/objects/resim.json``, written by notebook 06); inputs of either kind are read as
@@ -36,7 +36,6 @@ from lib.data import dataset as data
 from lib.data import true_states
 from lib.objects.tracks import LAST_INPUT, TARGET
 from lib.resim import predict as resim
-from lib.resim.estimate import measure
 from lib.resim.fit_states import refine
 from lib.resim.fitted import ResimFit
 from lib.resim.simulate import simulate
@@ -93,7 +92,7 @@ def main(argv=None):
     for x in tqdm(inputs, desc="estimate", unit="video"):
         est = resim.estimate_inputs(x, camera, sizes, physics, **reading)
         scenes.append((est, refine(est, physics, sizes, decel)))
-        seen = measure(x, camera, sizes, last=LAST_INPUT, supersample=resim.SUPERSAMPLE, hidden=False, **reading)
+        seen = resim.measure_inputs(x, camera, sizes, hidden=False, **reading)
         est = resim.estimate_inputs(x, camera, sizes, physics, measured=seen, **reading)
         before.append((est, refine(est, physics, sizes, decel)))
     pairs = [
