@@ -18,6 +18,7 @@ evaluated at the last input frame.
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from lib.common.classes import attributes
 from lib.objects import tracks as tracking
@@ -29,6 +30,17 @@ YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried
 STILL = 0.004  # units a frame: slower objects are at rest
 HIDDEN_MIN_VISIBLE = 0.3  # a partly hidden object is measured where this share of its usual area shows
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
+
+
+CONTACT = True
+TOUCH_MIN_PIXELS = 3  # an object touches another where this many of the pixels around it are the other's
+
+
+def touches_other(frame, sel):
+    """Whether the object of pixels ``sel`` (H, W) bool touches another object in ``frame`` (H, W) class ids:
+    ``TOUCH_MIN_PIXELS`` pixels next to it are another object's."""
+    ring = ndimage.binary_dilation(sel) & ~sel
+    return int((frame[ring] > 0).sum()) >= TOUCH_MIN_PIXELS
 
 
 @dataclass
@@ -215,7 +227,9 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
     for cid, tr, yaw, where, pixels in found:
         partly = [t for t in range(len(masks)) if tr.visible[t] and t not in where]
         partly = [t for t in partly if t == last or (hidden and tr.area[t] >= HIDDEN_MIN_VISIBLE * tr.ref_area)]
-        for t in partly:
+        if hidden and CONTACT:  # measured alone, but touching another object: perhaps partly behind it
+            partly += [t for t in where if touches_other(masks[t], pixels(t))]
+        for t in sorted(partly):
             y0, x0, y1, x1 = tr.bbox[t]
             box = masks[t, max(y0 - 2, 0) : y1 + 2, max(x0 - 2, 0) : x1 + 2]
             near = [(c, s) for c, s in at.get(t, []) if c != cid and (box == c).any()] if hidden else []

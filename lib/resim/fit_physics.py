@@ -36,7 +36,7 @@ WINDOW = 7  # consecutive frames a slowing is measured over
 PARABOLA_TOL = 0.015  # units: the largest residual of a run's parabola (a collision bends it more)
 MIN_SPEED = 0.06  # units a frame: slower runs may stop within the window
 RESTITUTIONS = (0.5, 0.65, 0.8, 0.95)
-MASS_RATIOS = (1.0, 2.0, 4.0)
+MASS_RATIOS = (1.0, 2.0, 3.0, 4.0)
 START = Physics(
     friction=0.08, rolling_friction=0.04, restitution=0.8, mass_ratio=2.0, frame_dt=FRAME_DT, substeps=SUBSTEPS
 )

@@ -70,7 +70,24 @@ def _fit_group(est, members, init, physics, sizes, start, max_nfev):
 
     x0 = np.ravel(init)
     fit = least_squares(residuals, x0, diff_step=1e-3, max_nfev=max_nfev, x_scale=np.tile(SCALE, len(members)))
-    return run(fit.x)[-1]
+    return run(fit.x)[-1], 2 * fit.cost
+
+
+def line_cost(est, members, start, decel, dt):
+    """Sum of squared distances between the positions measured in frames ``start``-10 of ``members`` and their
+    estimates' own motion (``est.states``: straight, slowing by ``decel`` {shape: units/s^2}), traced back."""
+    cost = 0.0
+    for i in members:
+        ts = np.asarray(est.frames[i])
+        keep = ts >= start
+        s = (ts[keep] - LAST) * dt
+        v = est.states[i, 7:9]
+        speed = np.linalg.norm(v)
+        u = v / speed if speed > 0 else np.zeros(2)
+        a = decel.get(attributes(est.class_ids[i])[0], 0.0)
+        at = est.states[i, :2] + np.outer(s, v) - 0.5 * a * (s**2)[:, None] * u
+        cost += float(((at - est.positions[i][keep]) ** 2).sum())
+    return cost
 
 
 def refine(est, physics, sizes, decel=None, *, start=START, line_tol=0.04, max_nfev=10, group_radii=4.0):
@@ -88,5 +105,8 @@ def refine(est, physics, sizes, decel=None, *, start=START, line_tol=0.04, max_n
         init[i] = [*p, *(v / dt)]
     out = est.states.copy()
     for members in groups(est, list(init), start, sizes.radius * group_radii):
-        out[members] = _fit_group(est, members, [init[i] for i in members], physics, sizes, start, max_nfev)
+        states, cost = _fit_group(est, members, [init[i] for i in members], physics, sizes, start, max_nfev)
+        if cost > line_cost(est, members, start, decel, dt):
+            continue  # the tracks' own lines explain the last frames better than the simulation: keep them
+        out[members] = states
     return out

@@ -158,7 +158,7 @@ def test_restitution_and_mass_ratio(dataset, fits):
     print("scores", scores)
     assert len(videos) >= 6
     assert true_score <= fitted + 0.01  # the fitted constants predict as well as the true ones, within noise
-    assert phys.mass_ratio in (2.0, 4.0)  # the true 3 within a factor 1.5
+    assert phys.mass_ratio in (2.0, 3.0, 4.0)  # the true 3 within a factor 1.5
     assert scores["mass_ratio=1.0"] < fitted - 0.02  # metal is seen to be heavier than rubber
 
 
