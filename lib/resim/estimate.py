@@ -32,7 +32,6 @@ HIDDEN_MIN_VISIBLE = 0.3  # a partly hidden object is measured where this share 
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
 
 
-CONTACT = True
 TOUCH_MIN_PIXELS = 3  # an object touches another where this many of the pixels around it are the other's
 
 
@@ -227,7 +226,7 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
     for cid, tr, yaw, where, pixels in found:
         partly = [t for t in range(len(masks)) if tr.visible[t] and t not in where]
         partly = [t for t in partly if t == last or (hidden and tr.area[t] >= HIDDEN_MIN_VISIBLE * tr.ref_area)]
-        if hidden and CONTACT:  # measured alone, but touching another object: perhaps partly behind it
+        if hidden:  # measured alone, but touching another object: perhaps partly behind it
             partly += [t for t in where if touches_other(masks[t], pixels(t))]
         for t in sorted(partly):
             y0, x0, y1, x1 = tr.bbox[t]

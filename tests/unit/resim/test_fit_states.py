@@ -54,7 +54,7 @@ def test_estimate_alone_misses_the_new_velocities(collision):
 
 
 def test_refine_recovers_the_velocities_after_the_collision(collision):
-    """Simulating from frame 6 through the contact: velocities within 0.1 units/s, 4 x better than the tracks',
+    """Simulating from frame ``START`` through the contact: velocities within 0.1 units/s, 4 x better than the tracks',
     positions within 0.05 units, heights and spins those of upright objects."""
     cids, sim, est, ref = collision
     v_est, _ = errors(collision, est.states).T
@@ -121,7 +121,7 @@ def test_groups():
 def test_refine_keeps_the_tracks_where_they_explain_the_last_frames_better(monkeypatch):
     """Two cylinders measured at rest 0.9 apart (a measuring error: they would overlap by 0.1) cannot be simulated
     where they were measured, the simulator pushes them apart; their own estimates (at rest where measured) explain
-    frames 6-10 exactly, so ``refine`` keeps them. Without that choice the refined states move."""
+    frames ``START``-10 exactly, so ``refine`` keeps them. Without that choice the refined states move."""
     frames = range(11)
     est = fake_estimate([{f: (0.0, 0.0) for f in frames}, {f: (0.9, 0.0) for f in frames}])
     for i, p in enumerate(est.positions):
