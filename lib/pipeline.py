@@ -20,6 +20,7 @@ U-Net masks: ``split_unet_masks`` (notebook 03's labels when the same checkpoint
 videos are then predicted by the ``.predict`` of that same object. The submission file: lib/submission.py.
 """
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lib.common.files import save_json
+from lib.common.files import save_json, save_npz
 from lib.common.metrics import jaccard
 from lib.data import dataset as data
 from lib.forecasting.postprocess import suppress_batch
@@ -424,19 +425,50 @@ class Choice:
         return self.names[self.key]
 
 
-def choose_predictor(objects, simvp, masks, true22, predictor="auto", postprocess="auto", seed=0):
+def _key(*arrays):
+    """sha256 of the arrays' shapes, dtypes and bytes."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_chosen_predictions(path, predictor_file, masks_in, preds):
+    """Notebook 06: the chosen object predictor's frame-22 masks ``preds`` of val from ``masks_in`` (its U-Net
+    frames 0-10), kept beside ``predictor_file`` (``objects/selected.json``) so that notebook 07 need not predict
+    val again (``load_chosen_predictions``)."""
+    file = np.frombuffer(Path(predictor_file).read_bytes(), np.uint8)
+    save_npz(path, masks=np.asarray(preds, np.uint8), key=np.array(_key(file, np.asarray(masks_in))))
+
+
+def load_chosen_predictions(path, predictor_file, masks_in):
+    """The masks ``save_chosen_predictions`` kept in ``path`` when they were predicted by the predictor that
+    ``predictor_file`` now holds from these same ``masks_in``; None otherwise (absent, another choice, other
+    inputs)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    file = np.frombuffer(Path(predictor_file).read_bytes(), np.uint8)
+    with np.load(path) as z:
+        return z["masks"] if str(z["key"]) == _key(file, np.asarray(masks_in)) else None
+
+
+def choose_predictor(objects, simvp, masks, true22, predictor="auto", postprocess="auto", seed=0, objects_val=None):
     """The three candidates on labelled videos (val) and the one ``predictor`` names, or with "auto" the best.
 
     ``objects``: the ``ObjectPredictor``; ``simvp``: a ``SimVPPredictor`` (its ``postprocess`` is decided here:
     ``postprocess`` "on", "off", or "auto": on when it raises the IoU of ``masks``); the combination's threshold is
     chosen by ``choose_threshold`` (cross-validated over two folds: its row is an honest estimate). ``rows``: the
     val predictions of SimVP without and with post-processing, of the objects and of the combination, by the names
-    of their rows; candidates are scored by the stacked IoU of their row against ``true22``."""
+    of their rows; candidates are scored by the stacked IoU of their row against ``true22``. ``objects_val``: the
+    objects' predictions of ``masks``, when already made (``load_chosen_predictions``)."""
     sim, conf = simvp.forecast(masks)
     pp = suppress_batch(sim, masks, min_blob=simvp.min_blob)
     use_pp = postprocess == "on" or (postprocess == "auto" and jaccard(pp, true22)[0] > jaccard(sim, true22)[0])
     simvp = replace(simvp, postprocess=use_pp)
-    obj = objects.predict(masks)
+    obj = objects.predict(masks) if objects_val is None else objects_val
     threshold, comb = choose_threshold(obj, pp if use_pp else sim, conf, true22, known_ids(masks), seed=seed)
     combined = CombinedPredictor(objects, simvp, threshold)
     rows = {

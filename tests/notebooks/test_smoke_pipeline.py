@@ -223,7 +223,24 @@ def test_re_simulation_left_out_reused_and_chosen(smoke_run, tmp_path):
     m7 = read_metrics(copy, "07_predict_hidden")
     row = f"objects: {RESIM} (notebook 06)"
     assert row in m7["val_table"] and row in m7["val_ci"] and m7["hidden_iou"] is not None
-    assert f"the object predictor {RESIM!r}" in (copy / "logs" / "07_predict_hidden.log").read_text()
+    log = (copy / "logs" / "07_predict_hidden.log").read_text()
+    assert f"the object predictor {RESIM!r}" in log
+    assert "objects' val predictions: made here" in log  # notebook 06 kept those of another choice
+
+
+def test_notebook_07_reuses_the_val_predictions_of_notebook_06(smoke_run):
+    """Notebook 07 takes the chosen object predictor's val masks from notebook 06 (``objects/selected_val.npz``),
+    and they are what that predictor, loaded as notebook 07 loads it, predicts from the U-Net labels of val."""
+    from lib import pipeline
+    from lib.segmentation.label import load_labels
+
+    tmp, _ = smoke_run
+    run = tmp / "run"
+    assert "objects' val predictions: notebook 06's" in (run / "logs" / "07_predict_hidden.log").read_text()
+    predictor = pipeline.ObjectPredictor.load(run / "objects" / "selected.json")
+    _, labels = load_labels(run / "labels", "val")
+    kept = np.load(run / "objects" / "selected_val.npz")["masks"]
+    np.testing.assert_array_equal(kept, predictor.predict(np.asarray(labels[:, :11])))
 
 
 def test_notebook_07_submission_contract(smoke_run):

@@ -314,3 +314,21 @@ def test_a_resim_learned_selection_round_trip(tmp_path):
     loaded = pipeline.ObjectPredictor.load(tmp_path / "selected.json")
     assert isinstance(loaded, pipeline.ResimLearnedPredictor) and loaded.resim.fit == fit
     np.testing.assert_array_equal(loaded.predict(masks), got)
+
+
+def test_chosen_predictions_are_reused_only_for_the_same_predictor_and_inputs(tmp_path):
+    """Notebook 07 reuses notebook 06's val predictions only while ``selected.json`` and the input masks are the
+    ones they were made from; a missing file, another choice or other inputs give None (predict again)."""
+    chosen, kept = tmp_path / "selected.json", tmp_path / "selected_val.npz"
+    rng = np.random.default_rng(0)
+    masks_in = rng.integers(0, 49, (3, 11, 8, 12), dtype=np.uint8)
+    preds = rng.integers(0, 49, (3, 8, 12), dtype=np.uint8)
+    chosen.write_text('{"name": "re-simulation"}')
+    assert pipeline.load_chosen_predictions(kept, chosen, masks_in) is None
+    pipeline.save_chosen_predictions(kept, chosen, masks_in, preds)
+    np.testing.assert_array_equal(pipeline.load_chosen_predictions(kept, chosen, masks_in), preds)
+    other = masks_in.copy()
+    other[1, 10, 0, 0] ^= 1
+    assert pipeline.load_chosen_predictions(kept, chosen, other) is None
+    chosen.write_text('{"name": "learned"}')
+    assert pipeline.load_chosen_predictions(kept, chosen, masks_in) is None
