@@ -4,9 +4,10 @@ An object rests upright on the floor (its centre at the shape's half height), so
 a yaw (cubes), a planar velocity and, for spheres, the rolling spin that goes with it. Per input frame where the
 object shows, its floor position is found by render and compare: the centroid of the object drawn (``draw.draw``,
 cut by the border as the real one is) is moved onto the observed centroid, a few times. Where it is whole or cut
-only by the border (``tracks.tracks``: clean or touching the border) it is drawn alone; where it is partly hidden
-(objects that meet hide each other, so these are the frames around a collision), it is drawn with the objects
-measured whole in that frame beside it, so that the same part of it is hidden. Cubes get the yaw (0-90 degrees,
+only by the border (``tracks.tracks``: clean or touching the border) and touches no other object it is drawn
+alone; where it is partly hidden or touches another object (objects that meet hide each other, and a nearer one
+may hide a part too small for the tracks' test), it is drawn with the objects measured in that frame beside it,
+so that the same part of it is hidden. Cubes get the yaw (0-90 degrees,
 a cube looks the same every 90) whose drawing covers their last whole mask best. The positions over frames then
 give the velocity: a straight-line fit over the longest run of last frames that a line slowing by the friction's
 deceleration explains within ``line_tol`` (a collision earlier in the video bends the track and is left out),
@@ -30,8 +31,6 @@ YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried
 STILL = 0.004  # units a frame: slower objects are at rest
 HIDDEN_MIN_VISIBLE = 0.3  # a partly hidden object is measured where this share of its usual area shows
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
-
-
 TOUCH_MIN_PIXELS = 3  # an object touches another where this many of the pixels around it are the other's
 
 
@@ -189,9 +188,9 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
     """``Track3D`` of every object of ``masks`` (T, H, W) class ids with a measured floor position, in class-id
     order: positions by ``locate`` in each frame where the object is whole or cut only by the border, cubes' yaw
     by ``cube_yaw`` on their last whole frame. With ``hidden``, also in the frames where it is partly hidden
-    (objects that meet hide each other, so these are the frames around a collision): drawn there with the objects
-    measured in that frame, its visible pixels compared (frames where less than ``HIDDEN_MIN_VISIBLE`` of it shows
-    are left out). Frame ``last`` is measured whenever the object is visible there."""
+    (objects that meet hide each other, so these are the frames around a collision), and again in those where it
+    touches another object (``touches_other``): drawn there with the objects measured alone in that frame, its
+    visible pixels compared (frames where less than ``HIDDEN_MIN_VISIBLE`` of it shows are left out). Frame ``last`` is measured whenever the object is visible there."""
     masks = np.asarray(masks)
     found = []  # (class id, track, yaw, {frame: floor position}, its pixels in a frame)
     for cid, tr in sorted(tracking.tracks(masks, min_area=min_area, denoise=denoise).items()):

@@ -8,7 +8,9 @@ track up to that frame), simulated to the last input frame with the fitted physi
 measured in frames ``start``-10 (``scipy.optimize.least_squares``, finite differences). The simulated state at
 frame 10, collisions included, is the estimate. Objects that come within ``group_radii`` radii of each other in
 those frames are fitted together, the others each alone (cheaper: a simulation of fewer bodies, fewer unknowns).
-Objects first seen after ``start`` keep their own estimate.
+Objects first seen after ``start`` keep their own estimate, and a group whose own track lines (``line_cost``)
+explain frames ``start``-10 better than the fitted simulation keeps them (objects measured closer together than
+the simulator lets them stand are pushed apart by it).
 
     states10 = refine(est, physics, sizes, decel)       # (n, 13), the objects of est.class_ids
 """
