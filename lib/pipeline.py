@@ -425,13 +425,12 @@ class Choice:
         return self.names[self.key]
 
 
-def _key(*arrays):
-    """sha256 of the arrays' shapes, dtypes and bytes."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype}".encode())
-        h.update(a.tobytes())
+def _chosen_key(predictor_file, masks_in):
+    """sha256 of the bytes of ``predictor_file`` and of the shape, dtype and bytes of ``masks_in``."""
+    masks_in = np.ascontiguousarray(masks_in)
+    h = hashlib.sha256(Path(predictor_file).read_bytes())
+    h.update(f"{masks_in.shape}{masks_in.dtype}".encode())
+    h.update(masks_in.tobytes())
     return h.hexdigest()
 
 
@@ -439,8 +438,7 @@ def save_chosen_predictions(path, predictor_file, masks_in, preds):
     """Notebook 06: the chosen object predictor's frame-22 masks ``preds`` of val from ``masks_in`` (its U-Net
     frames 0-10), kept beside ``predictor_file`` (``objects/selected.json``) so that notebook 07 need not predict
     val again (``load_chosen_predictions``)."""
-    file = np.frombuffer(Path(predictor_file).read_bytes(), np.uint8)
-    save_npz(path, masks=np.asarray(preds, np.uint8), key=np.array(_key(file, np.asarray(masks_in))))
+    save_npz(path, masks=np.asarray(preds, np.uint8), key=np.array(_chosen_key(predictor_file, masks_in)))
 
 
 def load_chosen_predictions(path, predictor_file, masks_in):
@@ -450,9 +448,8 @@ def load_chosen_predictions(path, predictor_file, masks_in):
     path = Path(path)
     if not path.is_file():
         return None
-    file = np.frombuffer(Path(predictor_file).read_bytes(), np.uint8)
     with np.load(path) as z:
-        return z["masks"] if str(z["key"]) == _key(file, np.asarray(masks_in)) else None
+        return z["masks"] if str(z["key"]) == _chosen_key(predictor_file, masks_in) else None
 
 
 def choose_predictor(objects, simvp, masks, true22, predictor="auto", postprocess="auto", seed=0, objects_val=None):
