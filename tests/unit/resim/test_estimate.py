@@ -347,3 +347,39 @@ def test_estimate_keeps_an_object_hidden_at_frame_10(scene):
     briefly[HIDDEN_MIN_FRAMES - 1 :][briefly[HIDDEN_MIN_FRAMES - 1 :] == SLIDING] = 0
     est = estimate(briefly, CAM, SIZES, PHYS.frame_dt, decelerations(PHYS, SIZES), supersample=2)
     assert SLIDING not in est.class_ids
+
+
+GHOST = class_id("cylinder", "metal", "cyan")  # a U-Net label error: part of an object given another id
+
+
+def relabelled_part(masks, cid, frames):
+    """``masks`` with the upper half (rows above its centroid) of object ``cid`` relabelled ``GHOST`` in ``frames``."""
+    out = masks.copy()
+    for f in frames:
+        ys, xs = np.nonzero(out[f] == cid)
+        part = ys < ys.mean()
+        out[f, ys[part], xs[part]] = GHOST
+    return out
+
+
+def test_estimate_leaves_out_ids_first_seen_at_frame_10_touching_another(scene):
+    """The entrant split between two ids at frame 10 (the U-Net's way with a part of an object cut by the border)
+    is left out, both parts: an id first seen at frame 10 touching another object is mostly such a part. Whole and
+    alone at the border, the entrant stays (``test_estimate_objects_and_frames``)."""
+    masks = relabelled_part(scene[2], ENTRANT, [10])
+    assert (masks[10] == GHOST).sum() > 30 and (masks[10] == ENTRANT).sum() > 30
+    measured = measure(masks, CAM, SIZES, last=10, supersample=2)
+    assert {GHOST, ENTRANT} <= {m.cid for m in measured}  # both measured, then left out
+    est = estimate(masks, CAM, SIZES, PHYS.frame_dt, decelerations(PHYS, SIZES), supersample=2)
+    assert GHOST not in est.class_ids and ENTRANT not in est.class_ids
+    assert {RESTING, ROLLING, SLIDING} <= set(est.class_ids.tolist())
+
+
+def test_estimate_leaves_out_an_id_that_comes_from_nowhere(scene):
+    """An id first seen at frame 4 away from the border (no object enters the view there) is a label error, even
+    seen in 7 frames; an object seen from frame 0 stays."""
+    masks = relabelled_part(scene[2], ROLLING, range(4, 11))
+    tr = tracks(masks)[GHOST]
+    assert tr.visible[4:].all() and not tr.visible[:4].any() and not tr.touches_border.any()
+    est = estimate(masks, CAM, SIZES, PHYS.frame_dt, decelerations(PHYS, SIZES), supersample=2)
+    assert GHOST not in est.class_ids and ROLLING in est.class_ids
