@@ -52,8 +52,9 @@ def rest_state(xy, shape, sizes, vel=(0.0, 0.0)):
     return s
 
 
-def _shapes(client, shape, sizes):
-    """(collision shape, visual shape) ids of an object of ``shape`` and ``sizes`` in ``client``."""
+def _shapes(client, shape, sizes, visual=True):
+    """(collision shape, visual shape) ids of an object of ``shape`` and ``sizes`` in ``client``; the visual shape
+    -1 (none) without ``visual``."""
     import pybullet as pb
 
     d = sizes.dims(shape)
@@ -65,7 +66,7 @@ def _shapes(client, shape, sizes):
         geom, col, vis = pb.GEOM_CYLINDER, {"radius": d[0], "height": 2 * d[1]}, {"radius": d[0], "length": 2 * d[1]}
     return (
         pb.createCollisionShape(geom, physicsClientId=client, **col),
-        pb.createVisualShape(geom, physicsClientId=client, **vis),
+        pb.createVisualShape(geom, physicsClientId=client, **vis) if visual else -1,
     )
 
 
@@ -95,11 +96,12 @@ def create_body(client, cid, sizes, state, physics=None):
     parameters as the videos' generator does: lateral friction ``friction`` (the floor's is 1, and pybullet
     multiplies the two), restitution ``restitution``, rolling friction ``rolling_friction`` for spheres only,
     spinning friction 0.01, angular damping 0.05, no linear damping. Without it the body has mass 1 and
-    pybullet's default dynamics (enough to be drawn)."""
+    pybullet's default dynamics and a visual shape (enough to be drawn); with it, no visual shape (simulated
+    bodies are not drawn, and making one costs a tenth of a simulation's time)."""
     import pybullet as pb
 
     shape, material, _ = attributes(cid)
-    col, vis = _shapes(client, shape, sizes)
+    col, vis = _shapes(client, shape, sizes, visual=physics is None)
     mass = physics.mass_ratio if physics is not None and material == "metal" else 1.0
     uid = pb.createMultiBody(mass, col, vis, physicsClientId=client)
     if physics is not None:

@@ -52,6 +52,17 @@ class Camera:
 
         return pybullet.computeProjectionMatrixFOV(self.fov, self.width / self.height, NEAR, 4 * self.dist)
 
+    def window_projection_matrix(self, x0, y0, x1, y1):
+        """The projection matrix (16 floats, column-major) that draws only the pixels [x0, x1) x [y0, y1) of the
+        image onto a (x1 - x0) x (y1 - y0) one: the frustum cut to that window (an off-centre projection)."""
+        a, b = 2 * x0 / self.width - 1, 2 * x1 / self.width - 1  # the window's left and right in NDC
+        top, bottom = 1 - 2 * y0 / self.height, 1 - 2 * y1 / self.height
+        crop = np.eye(4)
+        crop[0, 0], crop[0, 3] = 2 / (b - a), -(a + b) / (b - a)
+        crop[1, 1], crop[1, 3] = 2 / (top - bottom), -(top + bottom) / (top - bottom)
+        proj = np.array(self.projection_matrix()).reshape(4, 4).T
+        return (crop @ proj).T.ravel().tolist()
+
     @cached_property
     def matrix(self):
         """(4, 4) world -> clip coordinates (projection @ view)."""

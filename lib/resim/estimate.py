@@ -7,7 +7,8 @@ cut by the border as the real one is) is moved onto the observed centroid, a few
 only by the border (``tracks.tracks``: clean or touching the border) and touches no other object it is drawn
 alone; where it is partly hidden or touches another object (objects that meet hide each other, and a nearer one
 may hide a part too small for the tracks' test), it is drawn with the objects measured in that frame beside it,
-so that the same part of it is hidden. Cubes get the yaw (0-90 degrees,
+so that the same part of it is hidden. Each drawing covers only a window around the object (``draw_around``: the
+pixels of the whole image's drawing, in a third of the measuring time). Cubes get the yaw (0-90 degrees,
 a cube looks the same every 90) whose drawing covers their last whole mask best. The positions over frames then
 give the velocity: a straight-line fit over the longest run of last frames that a line slowing by the friction's
 deceleration explains within ``line_tol`` (a collision earlier in the video bends the track and is left out),
@@ -31,6 +32,7 @@ YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried
 STILL = 0.004  # units a frame: slower objects are at rest
 HIDDEN_MIN_VISIBLE = 0.3  # a partly hidden object is measured where this share of its usual area shows
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
+WINDOW_MARGIN = 8  # pixels around an object's observed pixels drawn when it is located
 TOUCH_MIN_PIXELS = 3  # an object touches another where this many of the pixels around it are the other's
 
 
@@ -90,6 +92,38 @@ def _centroid(sel):
     return np.array([xs.mean() + 0.5, ys.mean() + 0.5]) if len(xs) else None
 
 
+def _box_around(observed, margin=WINDOW_MARGIN):
+    """(y0, x0, y1, x1): the bounding box of the pixels ``observed`` (H, W) bool, ``margin`` pixels wider."""
+    ys, xs = np.nonzero(observed)
+    return ys.min() - margin, xs.min() - margin, ys.max() + 1 + margin, xs.max() + 1 + margin
+
+
+def draw_around(cid, class_ids, states, camera, sizes, supersample, box):
+    """(mask, (y0, x0)): the objects ``class_ids`` in ``states`` drawn in the window ``box`` (y0, x0, y1, x1; cut to
+    the image), the window grown until object ``cid``'s drawn pixels reach none of its sides inside the image (the
+    whole image if it is not drawn there), and the window's top-left pixel. Object ``cid``'s pixels are then those of
+    the whole image's drawing, for a fraction of the time (``draw``'s window)."""
+    height, width = camera.height, camera.width
+    y0, x0, y1, x1 = box
+    while True:
+        win = (max(y0, 0), max(x0, 0), min(y1, height), min(x1, width))
+        if win == (0, 0, height, width):
+            return draw(class_ids, states, camera, sizes, supersample=supersample), (0, 0)
+        mask = draw(class_ids, states, camera, sizes, supersample=supersample, window=win)
+        sel = mask == cid
+        cut = (
+            not sel.any()
+            or (win[0] > 0 and sel[0].any())
+            or (win[2] < height and sel[-1].any())
+            or (win[1] > 0 and sel[:, 0].any())
+            or (win[3] < width and sel[:, -1].any())
+        )
+        if not cut:
+            return mask, win[:2]
+        h, w = y1 - y0, x1 - x0
+        y0, x0, y1, x1 = y0 - h, x0 - w, y1 + h, x1 + w
+
+
 def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None, others=None):
     """Floor position (x, y) of object ``cid`` whose pixels in a frame are ``observed`` (H, W) bool: the
     position whose drawing (alone, at ``supersample`` like the masks, cut by the border) has the observed
@@ -109,18 +143,21 @@ def locate_with_offset(
     shape = attributes(cid)[0]
     h = sizes.half_height(shape)
     target = _centroid(observed)
+    box = _box_around(observed)
     xy = ray_at_height(camera, *(target - (offset if offset is not None else 0.0)), h)
     gain, prev = np.ones(2), None
     for _ in range(iters):
         state = bodies.rest_state(xy, shape, sizes)
         state[3:7] = yaw_quaternion(yaw)
         if others is None:
-            scene = draw([cid], state[None], camera, sizes, supersample=supersample)
+            scene, (y0, x0) = draw_around(cid, [cid], state[None], camera, sizes, supersample, box)
         else:
-            scene = draw([cid, *others[0]], np.vstack([state, others[1]]), camera, sizes, supersample=supersample)
+            cids, states = [cid, *others[0]], np.vstack([state, others[1]])
+            scene, (y0, x0) = draw_around(cid, cids, states, camera, sizes, supersample, box)
         drawn = _centroid(scene == cid)
         if drawn is None:
             return None, offset
+        drawn = drawn + (x0, y0)
         centre = camera.project([[*xy, h]])[0]
         offset, err = drawn - centre, target - drawn
         if np.abs(err).max() < tol:
@@ -137,11 +174,14 @@ def locate_with_offset(
 def cube_yaw(camera, sizes, cid, observed, xy, supersample=1):
     """The yaw in ``YAWS`` whose drawing of cube ``cid`` at ``xy`` overlaps ``observed`` best (IoU)."""
     best, best_iou = 0.0, -1.0
+    box = _box_around(observed)
     for yaw in YAWS:
         state = bodies.rest_state(xy, "cube", sizes)
         state[3:7] = yaw_quaternion(yaw)
-        d = draw([cid], state[None], camera, sizes, supersample=supersample) == cid
-        iou = (d & observed).sum() / max((d | observed).sum(), 1)
+        d, (y0, x0) = draw_around(cid, [cid], state[None], camera, sizes, supersample, box)
+        d = d == cid
+        seen = observed[y0 : y0 + d.shape[0], x0 : x0 + d.shape[1]]  # all of its pixels: the window holds its box
+        iou = (d & seen).sum() / max((d | seen).sum(), 1)
         if iou > best_iou:
             best, best_iou = yaw, iou
     return best
@@ -282,7 +322,9 @@ def estimate(
     kept = [
         m
         for m in measured
-        if (m.track.visible[LAST] or not (tracking.has_left(m.track, LAST) or m.track.visible.sum() < HIDDEN_MIN_FRAMES))
+        if (
+            m.track.visible[LAST] or not (tracking.has_left(m.track, LAST) or m.track.visible.sum() < HIDDEN_MIN_FRAMES)
+        )
         and not label_error(m.track, masks_in, m.cid, denoise)
     ]
     for m in kept:

@@ -126,3 +126,17 @@ def test_calls_do_not_leak_into_each_other():
     everyone = list(range(1, 49))  # more bodies than are kept parked
     draw(everyone, np.stack([at_pixel(c, 5 * c, 100) for c in everyone]), CAM, SIZES)
     np.testing.assert_array_equal(draw(a_ids, a, CAM, SIZES), first)
+
+
+def test_a_window_draws_the_pixels_of_the_whole_image():
+    """A window of the image (inside it, at its corners and edges, through a near object over a far one, cut by the
+    border, supersampled) is the whole image's drawing cut to it, pixel for pixel."""
+    cids = [CUBE, CYLINDER, SPHERE]
+    states = np.stack([at_pixel(CUBE, 120, 70), at_pixel(CYLINDER, 120, 85), at_pixel(SPHERE, 3, 150)])
+    windows = [(50, 90, 110, 150), (0, 0, 40, 60), (120, 0, 160, 30), (0, 200, 160, 240), (60, 100, 61, 101)]
+    for supersample in (1, 2):
+        whole = draw(cids, states, CAM, SIZES, supersample=supersample)
+        assert len(np.unique(whole)) == 4
+        for y0, x0, y1, x1 in windows:
+            part = draw(cids, states, CAM, SIZES, supersample=supersample, window=(y0, x0, y1, x1))
+            np.testing.assert_array_equal(part, whole[y0:y1, x0:x1])
