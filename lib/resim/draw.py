@@ -49,7 +49,9 @@ def draw(class_ids, states, camera, sizes, supersample=1, window=None):
     """(camera.height, camera.width) uint8 mask of the objects of ``class_ids`` (n,) in ``states`` (n, 13)
     (position, quaternion xyzw, velocities; NaN rows are absent and skipped), 0 where no object is. ``window``:
     (y0, x0, y1, x1), the pixels of the image to draw (inside it), whose (y1 - y0, x1 - x0) mask is returned: the
-    same pixels as the whole image's, for a fraction of the time (drawing costs about its pixel count)."""
+    whole image's pixels there, for a fraction of the time (drawing costs about its pixel count), but for rounding
+    (the window's projection is another matrix): now and then an edge pixel, or which of two objects that pass
+    through each other is in front, differs."""
     import pybullet as pb
 
     c = _client(sizes)

@@ -8,7 +8,7 @@ only by the border (``tracks.tracks``: clean or touching the border) and touches
 alone; where it is partly hidden or touches another object (objects that meet hide each other, and a nearer one
 may hide a part too small for the tracks' test), it is drawn with the objects measured in that frame beside it,
 so that the same part of it is hidden. Each drawing covers only a window around the object (``draw_around``: the
-pixels of the whole image's drawing, in a third of the measuring time). Cubes get the yaw (0-90 degrees,
+whole image's pixels but for rare rounding, in a third of the measuring time). Cubes get the yaw (0-90 degrees,
 a cube looks the same every 90) whose drawing covers their last whole mask best. The positions over frames then
 give the velocity: a straight-line fit over the longest run of last frames that a line slowing by the friction's
 deceleration explains within ``line_tol`` (a collision earlier in the video bends the track and is left out),
@@ -32,7 +32,7 @@ YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried
 STILL = 0.004  # units a frame: slower objects are at rest
 HIDDEN_MIN_VISIBLE = 0.3  # a partly hidden object is measured where this share of its usual area shows
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
-WINDOW_MARGIN = 8  # pixels around an object's observed pixels drawn when it is located
+WINDOW_MARGIN = 2  # pixels drawn around the projected box of an object being located
 TOUCH_MIN_PIXELS = 3  # an object touches another where this many of the pixels around it are the other's
 
 
@@ -87,41 +87,49 @@ def yaw_quaternion(yaw):
     return np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
 
 
-def _centroid(sel):
+def _centroid(sel, origin=(0, 0)):
+    """Pixel (x, y) of the centroid of the pixels ``sel``, a window whose top-left pixel is ``origin`` (y0, x0) of
+    the image (the same float as the whole image's: the pixel indices are moved before they are averaged)."""
     ys, xs = np.nonzero(sel)
-    return np.array([xs.mean() + 0.5, ys.mean() + 0.5]) if len(xs) else None
+    return np.array([(xs + origin[1]).mean() + 0.5, (ys + origin[0]).mean() + 0.5]) if len(xs) else None
 
 
-def _box_around(observed, margin=WINDOW_MARGIN):
-    """(y0, x0, y1, x1): the bounding box of the pixels ``observed`` (H, W) bool, ``margin`` pixels wider."""
+def _box_around(observed):
+    """(y0, x0, y1, x1): the bounding box of the pixels ``observed`` (H, W) bool."""
     ys, xs = np.nonzero(observed)
-    return ys.min() - margin, xs.min() - margin, ys.max() + 1 + margin, xs.max() + 1 + margin
+    return ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
+
+
+def projected_box(camera, sizes, cid, state, margin=WINDOW_MARGIN):
+    """(y0, x0, y1, x1) pixels that hold all of object ``cid`` in ``state`` (13,) as the camera sees it, ``margin``
+    pixels wider: the corners of a box around it projected (None if one is behind the camera)."""
+    shape = attributes(cid)[0]
+    d = sizes.dims(shape)
+    across, up = {"cube": (d[0] * np.sqrt(2), d[0]), "sphere": (d[0], d[0])}.get(shape, d)  # cube: any yaw
+    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
+    corners = np.asarray(state[:3], float) + signs * [across, across, up]
+    clip = np.c_[corners, np.ones(8)] @ camera.matrix.T
+    if (clip[:, 3] <= 0).any():
+        return None
+    px = camera.project(corners)
+    (x0, y0), (x1, y1) = np.floor(px.min(0)) - margin, np.ceil(px.max(0)) + margin
+    return int(y0), int(x0), int(y1), int(x1)
 
 
 def draw_around(cid, class_ids, states, camera, sizes, supersample, box):
-    """(mask, (y0, x0)): the objects ``class_ids`` in ``states`` drawn in the window ``box`` (y0, x0, y1, x1; cut to
-    the image), the window grown until object ``cid``'s drawn pixels reach none of its sides inside the image (the
-    whole image if it is not drawn there), and the window's top-left pixel. Object ``cid``'s pixels are then those of
-    the whole image's drawing, for a fraction of the time (``draw``'s window)."""
+    """(mask, (y0, x0)): the objects ``class_ids`` in ``states`` drawn in a window of the image that holds the box
+    ``box`` (y0, x0, y1, x1) and all of object ``cid`` (``projected_box``), and the window's top-left pixel: object
+    ``cid``'s pixels are those of the whole image's drawing (but for ``draw``'s rounding), for a fraction of the
+    time."""
     height, width = camera.height, camera.width
-    y0, x0, y1, x1 = box
-    while True:
-        win = (max(y0, 0), max(x0, 0), min(y1, height), min(x1, width))
-        if win == (0, 0, height, width):
-            return draw(class_ids, states, camera, sizes, supersample=supersample), (0, 0)
-        mask = draw(class_ids, states, camera, sizes, supersample=supersample, window=win)
-        sel = mask == cid
-        cut = (
-            not sel.any()
-            or (win[0] > 0 and sel[0].any())
-            or (win[2] < height and sel[-1].any())
-            or (win[1] > 0 and sel[:, 0].any())
-            or (win[3] < width and sel[:, -1].any())
-        )
-        if not cut:
-            return mask, win[:2]
-        h, w = y1 - y0, x1 - x0
-        y0, x0, y1, x1 = y0 - h, x0 - w, y1 + h, x1 + w
+    around = projected_box(camera, sizes, cid, states[list(class_ids).index(cid)])
+    if around is None:
+        return draw(class_ids, states, camera, sizes, supersample=supersample), (0, 0)
+    y0, x0 = max(min(box[0], around[0]), 0), max(min(box[1], around[1]), 0)
+    y1, x1 = min(max(box[2], around[2]), height), min(max(box[3], around[3]), width)
+    if (y0, x0, y1, x1) == (0, 0, height, width):
+        return draw(class_ids, states, camera, sizes, supersample=supersample), (0, 0)
+    return draw(class_ids, states, camera, sizes, supersample=supersample, window=(y0, x0, y1, x1)), (y0, x0)
 
 
 def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None, others=None):
@@ -150,14 +158,13 @@ def locate_with_offset(
         state = bodies.rest_state(xy, shape, sizes)
         state[3:7] = yaw_quaternion(yaw)
         if others is None:
-            scene, (y0, x0) = draw_around(cid, [cid], state[None], camera, sizes, supersample, box)
+            scene, origin = draw_around(cid, [cid], state[None], camera, sizes, supersample, box)
         else:
             cids, states = [cid, *others[0]], np.vstack([state, others[1]])
-            scene, (y0, x0) = draw_around(cid, cids, states, camera, sizes, supersample, box)
-        drawn = _centroid(scene == cid)
+            scene, origin = draw_around(cid, cids, states, camera, sizes, supersample, box)
+        drawn = _centroid(scene == cid, origin)
         if drawn is None:
             return None, offset
-        drawn = drawn + (x0, y0)
         centre = camera.project([[*xy, h]])[0]
         offset, err = drawn - centre, target - drawn
         if np.abs(err).max() < tol:

@@ -130,7 +130,8 @@ def test_calls_do_not_leak_into_each_other():
 
 def test_a_window_draws_the_pixels_of_the_whole_image():
     """A window of the image (inside it, at its corners and edges, through a near object over a far one, cut by the
-    border, supersampled) is the whole image's drawing cut to it, pixel for pixel."""
+    border, supersampled) is the whole image's drawing cut to it, pixel for pixel (rounding can flip an edge pixel
+    of other windows)."""
     cids = [CUBE, CYLINDER, SPHERE]
     states = np.stack([at_pixel(CUBE, 120, 70), at_pixel(CYLINDER, 120, 85), at_pixel(SPHERE, 3, 150)])
     windows = [(50, 90, 110, 150), (0, 0, 40, 60), (120, 0, 160, 30), (0, 200, 160, 240), (60, 100, 61, 101)]

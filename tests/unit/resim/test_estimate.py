@@ -386,21 +386,25 @@ def test_estimate_leaves_out_an_id_that_comes_from_nowhere(scene):
     assert GHOST not in est.class_ids and ROLLING in est.class_ids
 
 
-def test_draw_around_grows_its_window_to_the_whole_object():
-    """Drawn in a window that cuts it, or misses it, an object gets a window that holds all its pixels of the whole
-    image's drawing; at the image's border the border cuts it as in the whole image."""
+def test_draw_around_holds_the_whole_object():
+    """Drawn around a box that cuts it or misses it, an object gets a window that holds all its pixels of the whole
+    image's drawing, and little more; at the image's border the border cuts it as in the whole image."""
     cases = [
-        ((0.3, 1.0), (70, 110, 80, 120), True),
-        ((0.3, 1.0), (0, 0, 5, 5), False),
-        (tuple(CAM.floor_point(2, 80)), (70, 0, 90, 10), True),
+        ((0.3, 1.0), (75, 115, 76, 116)),
+        ((0.3, 1.0), (0, 0, 1, 1)),
+        (tuple(CAM.floor_point(2, 80)), (75, 0, 76, 1)),
     ]
-    for xy, box, near in cases:
-        s = rest_state(xy, "cylinder", SIZES)
-        cid = cid_of("cylinder")
-        whole = draw([cid], s[None], CAM, SIZES, supersample=2) == cid
-        assert whole.sum() > 100
-        mask, (y0, x0) = draw_around(cid, [cid], s[None], CAM, SIZES, 2, box)
-        got = np.zeros_like(whole)
-        got[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] = mask == cid
-        np.testing.assert_array_equal(got, whole)
-        assert mask.size < whole.size / 4 or not near  # grown from a box near it: a window, not the whole image
+    for shape in SHAPES:
+        cid = cid_of(shape)
+        for xy, box in cases:
+            s = rest_state(xy, shape, SIZES)
+            s[3:7] = yaw_quaternion(0.6)
+            whole = draw([cid], s[None], CAM, SIZES, supersample=2) == cid
+            assert whole.sum() > 100
+            mask, (y0, x0) = draw_around(cid, [cid], s[None], CAM, SIZES, 2, box)
+            got = np.zeros_like(whole)
+            got[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] = mask == cid
+            np.testing.assert_array_equal(got, whole)
+            if box[:2] != (0, 0):  # a box inside the object: the window is about the object's own box
+                ys, xs = np.nonzero(whole)
+                assert mask.size <= 4 * (np.ptp(ys) + 1) * (np.ptp(xs) + 1), (shape, xy, mask.shape)
