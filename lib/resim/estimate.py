@@ -7,7 +7,9 @@ cut by the border as the real one is) is moved onto the observed centroid, a few
 only by the border (``tracks.tracks``: clean or touching the border) and touches no other object it is drawn
 alone; where it is partly hidden or touches another object (objects that meet hide each other, and a nearer one
 may hide a part too small for the tracks' test), it is drawn with the objects measured in that frame beside it,
-so that the same part of it is hidden. Each drawing covers only a window around the object (``draw_around``: the
+so that the same part of it is hidden, and moved on to where its drawing covers the observed pixels best
+(``polish``: the visible part's centroid is a poor guide where a neighbour hides part of it). In each frame the
+nearer objects are measured first, so that those behind are drawn beside their measured positions. Each drawing covers only a window around the object (``draw_around``: the
 whole image's pixels but for rare rounding, in a third of the measuring time). Cubes get the yaw (0-90 degrees,
 a cube looks the same every 90) whose drawing covers their last whole mask best. The positions over frames then
 give the velocity: a straight-line fit over the longest run of last frames that a line slowing by the friction's
@@ -87,6 +89,13 @@ def yaw_quaternion(yaw):
     return np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
 
 
+def _rest(cid, xy, yaw, sizes):
+    """(13,) state of object ``cid`` resting at ``xy`` with ``yaw``."""
+    state = bodies.rest_state(xy, attributes(cid)[0], sizes)
+    state[3:7] = yaw_quaternion(yaw)
+    return state
+
+
 def _centroid(sel, origin=(0, 0)):
     """Pixel (x, y) of the centroid of the pixels ``sel``, a window whose top-left pixel is ``origin`` (y0, x0) of
     the image (the same float as the whole image's: the pixel indices are moved before they are averaged)."""
@@ -155,8 +164,7 @@ def locate_with_offset(
     xy = ray_at_height(camera, *(target - (offset if offset is not None else 0.0)), h)
     gain, prev = np.ones(2), None
     for _ in range(iters):
-        state = bodies.rest_state(xy, shape, sizes)
-        state[3:7] = yaw_quaternion(yaw)
+        state = _rest(cid, xy, yaw, sizes)
         if others is None:
             scene, origin = draw_around(cid, [cid], state[None], camera, sizes, supersample, box)
         else:
@@ -178,13 +186,40 @@ def locate_with_offset(
     return xy, offset
 
 
+def overlap(camera, sizes, cid, observed, xy, yaw=0.0, supersample=1, others=None):
+    """IoU of object ``cid`` drawn at floor position ``xy`` (with ``others`` (class ids, states) beside it, which
+    may hide part of it) and its observed pixels ``observed`` (H, W) bool."""
+    state = _rest(cid, xy, yaw, sizes)
+    cids, states = ([cid], state[None]) if others is None else ([cid, *others[0]], np.vstack([state, others[1]]))
+    scene, (y0, x0) = draw_around(cid, cids, states, camera, sizes, supersample, _box_around(observed))
+    drawn = scene == cid
+    inter = int((drawn & observed[y0 : y0 + drawn.shape[0], x0 : x0 + drawn.shape[1]]).sum())
+    return inter / max(int(drawn.sum()) + int(observed.sum()) - inter, 1)
+
+
+def polish(camera, sizes, cid, observed, xy, yaw=0.0, supersample=1, others=None, step=0.04, min_step=0.005):
+    """Floor position near ``xy`` where object ``cid`` drawn (``overlap``) covers ``observed`` best: a pattern
+    search along x and y from steps of ``step`` units down to ``min_step``."""
+    xy = np.asarray(xy, float)
+    best = overlap(camera, sizes, cid, observed, xy, yaw, supersample, others)
+    while step >= min_step:
+        moved = False
+        for d in ((step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)):
+            score = overlap(camera, sizes, cid, observed, xy + d, yaw, supersample, others)
+            if score > best:
+                best, xy, moved = score, xy + d, True
+                break
+        if not moved:
+            step /= 2
+    return xy
+
+
 def cube_yaw(camera, sizes, cid, observed, xy, supersample=1):
     """The yaw in ``YAWS`` whose drawing of cube ``cid`` at ``xy`` overlaps ``observed`` best (IoU)."""
     best, best_iou = 0.0, -1.0
     box = _box_around(observed)
     for yaw in YAWS:
-        state = bodies.rest_state(xy, "cube", sizes)
-        state[3:7] = yaw_quaternion(yaw)
+        state = _rest(cid, xy, yaw, sizes)
         d, (y0, x0) = draw_around(cid, [cid], state[None], camera, sizes, supersample, box)
         d = d == cid
         seen = observed[y0 : y0 + d.shape[0], x0 : x0 + d.shape[1]]  # all of its pixels: the window holds its box
@@ -254,8 +289,11 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
     order: positions by ``locate`` in each frame where the object is whole or cut only by the border, cubes' yaw
     by ``cube_yaw`` on their last whole frame. With ``hidden``, also in the frames where it is partly hidden
     (objects that meet hide each other, so these are the frames around a collision), and again in those where it
-    touches another object (``touches_other``): drawn there with the objects measured alone in that frame, its
-    visible pixels compared (frames where less than ``HIDDEN_MIN_VISIBLE`` of it shows are left out). Frame ``last`` is measured whenever the object is visible there."""
+    touches another object (``touches_other``): drawn there with the objects already measured in that frame (the
+    nearer ones first: lower in the image), its visible pixels compared (``locate``, then ``polish``; frames where
+    less than ``HIDDEN_MIN_VISIBLE`` of it shows are left out). Frame ``last`` is measured whenever the object is
+    visible there. Measured beside others rather than by the centroid alone, val IoU (U-Net labels, 200 videos)
+    rose by 0.019 [0.010, 0.028] and hidden by 0.026 [0.007, 0.048]."""
     masks = np.asarray(masks)
     found = []  # (class id, track, yaw, {frame: floor position}, its pixels in a frame)
     for cid, tr in sorted(tracking.tracks(masks, min_area=min_area, denoise=denoise).items()):
@@ -280,26 +318,31 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
             if xy is not None:
                 where[t] = xy
         found.append((int(cid), tr, yaw, where, pixels))
-    at = {}  # frame -> [(class id, state)] of the objects measured whole or at the border there
+    at = {}  # frame -> {class id: state} of the objects measured there so far
     for cid, _, yaw, where, _ in found:
         for t, xy in where.items():
-            state = bodies.rest_state(xy, attributes(cid)[0], sizes)
-            state[3:7] = yaw_quaternion(yaw)
-            at.setdefault(t, []).append((cid, state))
-    out = []
-    for cid, tr, yaw, where, pixels in found:
+            at.setdefault(t, {})[cid] = _rest(cid, xy, yaw, sizes)
+    jobs = []  # (frame, -bottom row, index into found): in each frame the nearer objects first
+    for k, (_, tr, _, where, pixels) in enumerate(found):
         partly = [t for t in range(len(masks)) if tr.visible[t] and t not in where]
         partly = [t for t in partly if t == last or (hidden and tr.area[t] >= HIDDEN_MIN_VISIBLE * tr.ref_area)]
         if hidden:  # measured alone, but touching another object: perhaps partly behind it
             partly += [t for t in where if touches_other(masks[t], pixels(t))]
-        for t in sorted(partly):
-            y0, x0, y1, x1 = tr.bbox[t]
-            box = masks[t, max(y0 - 2, 0) : y1 + 2, max(x0 - 2, 0) : x1 + 2]
-            near = [(c, s) for c, s in at.get(t, []) if c != cid and (box == c).any()] if hidden else []
-            others = (np.array([c for c, _ in near]), np.array([s for _, s in near])) if near else None
-            xy = locate(camera, sizes, cid, pixels(t), yaw, supersample, others=others)
-            if xy is not None:
-                where[t] = xy
+        jobs += [(t, -tr.bbox[t][2], k) for t in partly]
+    for t, _, k in sorted(jobs):
+        cid, tr, yaw, where, pixels = found[k]
+        y0, x0, y1, x1 = tr.bbox[t]
+        box = masks[t, max(y0 - 2, 0) : y1 + 2, max(x0 - 2, 0) : x1 + 2]
+        near = [(c, s) for c, s in at.get(t, {}).items() if c != cid and (box == c).any()] if hidden else []
+        others = (np.array([c for c, _ in near]), np.array([s for _, s in near])) if near else None
+        xy = locate(camera, sizes, cid, pixels(t), yaw, supersample, others=others)
+        if xy is not None and others is not None:
+            xy = polish(camera, sizes, cid, pixels(t), xy, yaw, supersample, others)
+        if xy is not None:
+            where[t] = xy
+            at.setdefault(t, {})[cid] = _rest(cid, xy, yaw, sizes)
+    out = []
+    for cid, tr, yaw, where, _ in found:
         if where:
             ts = sorted(where)
             out.append(Track3D(cid, ts, np.array([where[t] for t in ts]), yaw, tr))
