@@ -52,9 +52,10 @@ def rest_state(xy, shape, sizes, vel=(0.0, 0.0)):
     return s
 
 
-def _shapes(client, shape, sizes, visual=True):
+def _shapes(client, shape, sizes, visual=True, cache=None):
     """(collision shape, visual shape) ids of an object of ``shape`` and ``sizes`` in ``client``; the visual shape
-    -1 (none) without ``visual``."""
+    -1 (none) without ``visual``. ``cache``: a dict (shape, dims) -> collision shape id of ``client``, to take the
+    collision shape from, or keep a new one in."""
     import pybullet as pb
 
     d = sizes.dims(shape)
@@ -64,10 +65,10 @@ def _shapes(client, shape, sizes, visual=True):
         geom, col, vis = pb.GEOM_SPHERE, {"radius": d[0]}, {"radius": d[0]}
     else:
         geom, col, vis = pb.GEOM_CYLINDER, {"radius": d[0], "height": 2 * d[1]}, {"radius": d[0], "length": 2 * d[1]}
-    return (
-        pb.createCollisionShape(geom, physicsClientId=client, **col),
-        pb.createVisualShape(geom, physicsClientId=client, **vis) if visual else -1,
-    )
+    cache = {} if cache is None else cache
+    if (shape, d) not in cache:
+        cache[shape, d] = pb.createCollisionShape(geom, physicsClientId=client, **col)
+    return cache[shape, d], pb.createVisualShape(geom, physicsClientId=client, **vis) if visual else -1
 
 
 def set_state(client, uid, state):
@@ -89,7 +90,7 @@ def get_state(client, uid):
     return np.array([*pos, *quat, *lin, *ang])
 
 
-def create_body(client, cid, sizes, state, physics=None):
+def create_body(client, cid, sizes, state, physics=None, shapes=None):
     """Body uid of an object of class ``cid`` and ``sizes`` in pybullet client ``client``, in ``state`` (13,).
 
     ``physics`` (a lib/resim/simulate.py ``Physics``) sets its mass (rubber 1, metal ``mass_ratio``) and contact
@@ -97,11 +98,13 @@ def create_body(client, cid, sizes, state, physics=None):
     multiplies the two), restitution ``restitution``, rolling friction ``rolling_friction`` for spheres only,
     spinning friction 0.01, angular damping 0.05, no linear damping. Without it the body has mass 1 and
     pybullet's default dynamics and a visual shape (enough to be drawn); with it, no visual shape (simulated
-    bodies are not drawn, and making one costs a tenth of a simulation's time)."""
+    bodies are not drawn, and making one costs a tenth of a simulation's time). ``shapes``: a dict (shape, dims) ->
+    collision shape id of ``client`` that bodies of the same shape and size share (simulate's client keeps one:
+    a removed body leaves its shapes behind); without it the body gets a collision shape of its own."""
     import pybullet as pb
 
     shape, material, _ = attributes(cid)
-    col, vis = _shapes(client, shape, sizes, visual=physics is None)
+    col, vis = _shapes(client, shape, sizes, visual=physics is None, cache=shapes)
     mass = physics.mass_ratio if physics is not None and material == "metal" else 1.0
     uid = pb.createMultiBody(mass, col, vis, physicsClientId=client)
     if physics is not None:
