@@ -11,9 +11,10 @@ and the friction is fitted in it (the generator's pair, friction 0.05 at 1/8 s a
   (``simulate.decelerations``; beyond a point, spheres slide and roll friction stops mattering).
 - **Restitution and the metal/rubber mass ratio** only act in collisions: each candidate of a small grid
   predicts frame 21 of train videos where objects meet after frame 10 (``predict.predict``), and the one with the
-  highest IoU is kept, one constant at a time. The positions in a video's frames 0-10 do not depend on the
-  physics, so they are measured once (``predict.measure_inputs``) for all candidates; a candidate equal to one
-  already scored is not predicted again. ``score_collisions`` scores other constants on the same videos.
+  highest IoU is kept, one constant at a time, in two passes (restitution is scored again at the mass ratio the
+  first pass chose; where it kept the starting one, its candidates are scored already and cost nothing). The
+  positions in a video's frames 0-10 do not depend on the physics, so they are measured once
+  (``predict.measure_inputs``) for all candidates; a candidate equal to one already scored is not predicted again. ``score_collisions`` scores other constants on the same videos.
 
     fit = fit_physics(train_masks, camera, sizes)     # PhysicsFit: physics, measured slowing, scores, seconds
     fit = fit_physics(train_masks, camera, sizes, workers=2)    # the same fit, videos in 2 processes
@@ -37,6 +38,7 @@ PARABOLA_TOL = 0.015  # units: the largest residual of a run's parabola (a colli
 MIN_SPEED = 0.06  # units a frame: slower runs may stop within the window
 RESTITUTIONS = (0.5, 0.65, 0.8, 0.95)
 MASS_RATIOS = (1.0, 2.0, 3.0, 4.0)
+ROUNDS = 2  # passes over the two grids: restitution is scored again at the mass ratio the first pass chose
 START = Physics(
     friction=0.08, rolling_friction=0.04, restitution=0.8, mass_ratio=2.0, frame_dt=FRAME_DT, substeps=SUBSTEPS
 )
@@ -183,7 +185,8 @@ def fit_physics(masks_list, camera, sizes, *, collision_videos=24, workers=1, pr
         physics = replace(START, friction=slowing["slide"] / GRAVITY)
         physics = replace(physics, rolling_friction=fit_rolling(physics, sizes, slowing["roll"]))
         scores, scored = {}, {}  # scored: Physics -> IoU, so that no candidate is predicted twice
-        for key, grid in (("restitution", RESTITUTIONS), ("mass_ratio", MASS_RATIOS)):
+        grids = (("restitution", RESTITUTIONS), ("mass_ratio", MASS_RATIOS))
+        for key, grid in grids * ROUNDS:
             best = None
             for value in tqdm(grid, desc=f"fit {key}", disable=not progress or not videos):
                 if not videos:
