@@ -9,12 +9,12 @@ alone; where it is partly hidden or touches another object (objects that meet hi
 may hide a part too small for the tracks' test), it is drawn with the objects measured in that frame beside it,
 so that the same part of it is hidden, and moved on to where its drawing covers the observed pixels best
 (``polish``: the visible part's centroid is a poor guide where a neighbour hides part of it). In each frame the
-nearer objects are measured first, so that those behind are drawn beside their measured positions. Each drawing covers only a window around the object (``draw_around``: the
-whole image's pixels but for rare rounding, in a third of the measuring time). Cubes get the yaw (0-90 degrees,
-a cube looks the same every 90) whose drawing covers their last whole mask best. The positions over frames then
-give the velocity: a straight-line fit over the longest run of last frames that a line slowing by the friction's
-deceleration explains within ``line_tol`` (a collision earlier in the video bends the track and is left out),
-evaluated at the last input frame.
+nearer objects are measured first, so that those behind are drawn beside their measured positions. Each drawing
+covers only a window around the object (``draw_around``: the whole image's pixels but for rare rounding, in a
+third of the measuring time). Cubes get the yaw (0-90 degrees, a cube looks the same every 90) whose drawing
+covers their last whole mask best. The positions over frames then give the velocity: a straight-line fit over
+the longest run of last frames that a line slowing by the friction's deceleration explains within ``line_tol`` (a
+collision earlier in the video bends the track and is left out), evaluated at the last input frame.
 
     est = estimate(masks[:11], camera, sizes, frame_dt)      # Estimate: class ids, states (n, 13), frames used
 """

@@ -14,7 +14,8 @@ and the friction is fitted in it (the generator's pair, friction 0.05 at 1/8 s a
   highest IoU is kept, one constant at a time, in two passes (restitution is scored again at the mass ratio the
   first pass chose; where it kept the starting one, its candidates are scored already and cost nothing). The
   positions in a video's frames 0-10 do not depend on the physics, so they are measured once
-  (``predict.measure_inputs``) for all candidates; a candidate equal to one already scored is not predicted again. ``score_collisions`` scores other constants on the same videos.
+  (``predict.measure_inputs``) for all candidates; a candidate equal to one already scored is not predicted
+  again. ``score_collisions`` scores other constants on the same videos.
 
     fit = fit_physics(train_masks, camera, sizes)     # PhysicsFit: physics, measured slowing, scores, seconds
     fit = fit_physics(train_masks, camera, sizes, workers=2)    # the same fit, videos in 2 processes

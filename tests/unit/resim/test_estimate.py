@@ -1,8 +1,8 @@
 """The states at frame 10 estimated from masks, on hand-made scenes with exact ground truth: floor positions by
 render and compare (``locate``, ``ray_at_height``), cube yaw, velocities from tracks slowed by friction (analytic
 tracks, a kinked one), an object partly hidden by another one (drawn with it, and ``measure`` over frames where it
-passes behind, also behind one that is itself partly hidden; ``polish``), and ``estimate`` on a simulated and drawn scene (positions, velocities, an object gone before frame
-10, an object entering at frame 10)."""
+passes behind, also behind one that is itself partly hidden; ``polish``), and ``estimate`` on a simulated and
+drawn scene (positions, velocities, an object gone before frame 10, an object entering at frame 10)."""
 
 import math
 
