@@ -219,17 +219,9 @@ def polish(camera, sizes, cid, observed, xy, yaw=0.0, supersample=1, others=None
 
 def cube_yaw(camera, sizes, cid, observed, xy, supersample=1):
     """The yaw in ``YAWS`` whose drawing of cube ``cid`` at ``xy`` overlaps ``observed`` best (IoU)."""
-    best, best_iou = 0.0, -1.0
     box = _box_around(observed)
-    for yaw in YAWS:
-        state = _rest(cid, xy, yaw, sizes)
-        d, (y0, x0) = draw_around(cid, [cid], state[None], camera, sizes, supersample, box)
-        d = d == cid
-        seen = observed[y0 : y0 + d.shape[0], x0 : x0 + d.shape[1]]  # all of its pixels: the window holds its box
-        iou = (d & seen).sum() / max((d | seen).sum(), 1)
-        if iou > best_iou:
-            best, best_iou = yaw, iou
-    return best
+    scores = [overlap(camera, sizes, cid, observed, xy, yaw, supersample, None, box) for yaw in YAWS]
+    return YAWS[int(np.argmax(scores))]
 
 
 def _decelerating_fit(t, p, decel, at=LAST):
