@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from lib.common.classes import attributes, class_id
 from lib.objects.tracks import tracks
@@ -25,6 +26,7 @@ from lib.resim.estimate import (
     overlap,
     polish,
     ray_at_height,
+    touches_other,
     track_velocity,
     yaw_quaternion,
 )
@@ -164,6 +166,38 @@ def test_measure_draws_an_object_that_touches_another_one_with_it():
         assert far.frames == list(range(11))
         err = np.abs(far.positions - states[:, 0, :2]).max()
         assert lo <= err < hi, (hidden, err)
+
+
+def test_measure_draws_an_object_beside_another_across_a_seam():
+    """The scene above as the U-Net labels it: a seam of background one pixel wide between the sphere and the
+    cylinder in front of it (the cylinder's pixels next to the sphere's set to 0). The sphere still counts as
+    touching the cylinder (``touches_other``) and is drawn beside it: within 0.02 units. Counting only the pixels
+    next to it, it was located alone, more than 0.05 off."""
+    xs = np.linspace(-1.5, -0.7, 11)
+    states = np.stack(
+        [np.stack([rest_state((x, 2.6), "sphere", SIZES), rest_state((0.0, 1.7), "cylinder", SIZES)]) for x in xs]
+    )
+    masks = np.stack([draw([FAR, NEAR], s, CAM, SIZES, supersample=2) for s in states])
+    seams = 0
+    for m in masks:
+        seam = ndimage.binary_dilation(m == FAR, np.ones((3, 3), bool)) & (m == NEAR)
+        m[seam], seams = 0, seams + seam.any()
+        assert not m[ndimage.binary_dilation(m == FAR) & (m != FAR)].any()  # no object right next to the sphere
+    assert seams >= 5
+    got = {m.cid: m for m in measure(masks, CAM, SIZES, supersample=2)}[FAR]
+    assert got.frames == list(range(11))
+    err = np.abs(got.positions - states[:, 0, :2]).max()
+    assert err < 0.02, err
+
+
+def test_touches_other_across_a_seam_of_one_pixel():
+    """Two objects one background pixel apart touch; three pixels apart they do not."""
+    frame = np.zeros((20, 30), np.uint8)
+    frame[5:15, 2:10] = 7
+    for gap, touching in ((1, True), (3, False)):
+        f = frame.copy()
+        f[5:15, 10 + gap : 18 + gap] = 9
+        assert touches_other(f, f == 7) is touching, gap
 
 
 MIDDLE = class_id("sphere", "rubber", "gray")  # rolls behind NEAR and in front of a still FAR

@@ -65,6 +65,20 @@ def test_refine_recovers_the_velocities_after_the_collision(collision):
     np.testing.assert_allclose(ref[:, 2], SIZES.half_height("cylinder"), atol=0.01)
 
 
+def test_refine_moves_the_positions_toward_the_last_measurement(collision):
+    """The frame-10 floor positions are moved ``measured_weight`` of the way from the fitted motion's to the
+    positions measured at frame 10 (0.5 by default); velocities, heights and spins stay the fitted ones."""
+    _, _, est, ref = collision
+    decel = decelerations(PHYS, SIZES)
+    fitted = refine(est, PHYS, SIZES, decel, measured_weight=0.0)
+    measured = np.array([p[-1] for p in est.positions])
+    assert all(f[-1] == 10 for f in est.frames)
+    assert np.abs(fitted[:, :2] - measured).max() > 1e-3  # the two differ, so the test can tell them apart
+    np.testing.assert_allclose(refine(est, PHYS, SIZES, decel, measured_weight=1.0)[:, :2], measured)
+    np.testing.assert_allclose(ref[:, :2], (fitted[:, :2] + measured) / 2)
+    np.testing.assert_array_equal(ref[:, 2:], fitted[:, 2:])
+
+
 def test_refine_keeps_objects_not_measured_by_the_start_frame(collision):
     """An object first measured after frame ``START`` keeps its own estimate and takes no part in the others'
     refinement."""
@@ -77,10 +91,10 @@ def test_refine_keeps_objects_not_measured_by_the_start_frame(collision):
         est.yaws,
     )
     decel = decelerations(PHYS, SIZES)
-    out = refine(late, PHYS, SIZES, decel)
+    out = refine(late, PHYS, SIZES, decel, measured_weight=0.0)  # the simulation's part alone
     np.testing.assert_array_equal(out[1], est.states[1])
     alone = Estimate(est.class_ids[:1], est.states[:1].copy(), est.frames[:1], est.positions[:1], est.yaws[:1])
-    np.testing.assert_array_equal(out[0], refine(alone, PHYS, SIZES, decel)[0])  # as if the late one were not there
+    np.testing.assert_array_equal(out[0], refine(alone, PHYS, SIZES, decel, measured_weight=0.0)[0])  # as if alone
 
 
 def fake_estimate(tracks):
