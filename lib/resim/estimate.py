@@ -99,6 +99,14 @@ def _rest(cid, xy, yaw, sizes):
     return state
 
 
+def _with_others(cid, state, others):
+    """(class ids, states (k, 13)) of object ``cid`` in ``state`` and the objects ``others`` (class ids, states) or
+    None."""
+    if others is None:
+        return [cid], state[None]
+    return [cid, *others[0]], np.vstack([state, others[1]])
+
+
 def _centroid(sel, origin=(0, 0)):
     """Pixel (x, y) of the centroid of the pixels ``sel``, a window whose top-left pixel is ``origin`` (y0, x0) of
     the image (the same float as the whole image's: the pixel indices are moved before they are averaged)."""
@@ -135,13 +143,15 @@ def draw_around(cid, class_ids, states, camera, sizes, supersample, box):
     time."""
     height, width = camera.height, camera.width
     around = projected_box(camera, sizes, cid, states[list(class_ids).index(cid)])
-    if around is None:
+    whole = (0, 0, height, width)
+    if around is None:  # a corner behind the camera: the whole image
+        window = whole
+    else:
+        y0, x0 = max(min(box[0], around[0]), 0), max(min(box[1], around[1]), 0)
+        window = (y0, x0, min(max(box[2], around[2]), height), min(max(box[3], around[3]), width))
+    if window == whole:
         return draw(class_ids, states, camera, sizes, supersample=supersample), (0, 0)
-    y0, x0 = max(min(box[0], around[0]), 0), max(min(box[1], around[1]), 0)
-    y1, x1 = min(max(box[2], around[2]), height), min(max(box[3], around[3]), width)
-    if (y0, x0, y1, x1) == (0, 0, height, width):
-        return draw(class_ids, states, camera, sizes, supersample=supersample), (0, 0)
-    return draw(class_ids, states, camera, sizes, supersample=supersample, window=(y0, x0, y1, x1)), (y0, x0)
+    return draw(class_ids, states, camera, sizes, supersample=supersample, window=window), window[:2]
 
 
 def locate(camera, sizes, cid, observed, yaw=0.0, supersample=1, iters=8, tol=0.1, offset=None, others=None):
@@ -167,12 +177,8 @@ def locate_with_offset(
     xy = ray_at_height(camera, *(target - (offset if offset is not None else 0.0)), h)
     gain, prev = np.ones(2), None
     for _ in range(iters):
-        state = _rest(cid, xy, yaw, sizes)
-        if others is None:
-            scene, origin = draw_around(cid, [cid], state[None], camera, sizes, supersample, box)
-        else:
-            cids, states = [cid, *others[0]], np.vstack([state, others[1]])
-            scene, origin = draw_around(cid, cids, states, camera, sizes, supersample, box)
+        cids, states = _with_others(cid, _rest(cid, xy, yaw, sizes), others)
+        scene, origin = draw_around(cid, cids, states, camera, sizes, supersample, box)
         drawn = _centroid(scene == cid, origin)
         if drawn is None:
             return None, offset
@@ -193,8 +199,7 @@ def overlap(camera, sizes, cid, observed, xy, yaw=0.0, supersample=1, others=Non
     """IoU of object ``cid`` drawn at floor position ``xy`` (with ``others`` (class ids, states) beside it, which
     may hide part of it) and its observed pixels ``observed`` (H, W) bool; ``box``: their ``_box_around``, when
     known."""
-    state = _rest(cid, xy, yaw, sizes)
-    cids, states = ([cid], state[None]) if others is None else ([cid, *others[0]], np.vstack([state, others[1]]))
+    cids, states = _with_others(cid, _rest(cid, xy, yaw, sizes), others)
     box = _box_around(observed) if box is None else box
     scene, (y0, x0) = draw_around(cid, cids, states, camera, sizes, supersample, box)
     drawn = scene == cid
