@@ -132,6 +132,22 @@ def test_groups():
     assert groups(est, [], 6, 2.0) == []
 
 
+def test_refine_leaves_an_object_near_no_other_on_its_track_line():
+    """A cylinder sliding alone, its measured positions off its path by up to 0.02 units in the last frames: it
+    keeps its track line's state (``est.states``, from all 11 frames), where fitting frames 7-10 through the
+    simulator would follow the last frames' errors."""
+    dt = PHYS.frame_dt
+    decel = decelerations(PHYS, SIZES)
+    a = decel["cylinder"]
+    t = np.arange(11) * dt
+    path = np.c_[-2.0 + 2.5 * t - 0.5 * a * t**2, np.full(11, 0.5)]
+    path[7:, 1] += [0.0, 0.02, -0.02, 0.02]
+    est = fake_estimate([{f: tuple(path[f]) for f in range(11)}])
+    est.states[0] = rest_state(path[-1] + [0.0, -0.02], "cylinder", SIZES, (2.5 - a * t[-1], 0.0))
+    out = refine(est, PHYS, SIZES, decel, measured_weight=0.0)
+    np.testing.assert_array_equal(out, est.states)
+
+
 def test_refine_keeps_the_tracks_where_they_explain_the_last_frames_better(monkeypatch):
     """Two cylinders measured at rest 0.9 apart (a measuring error: they would overlap by 0.1) cannot be simulated
     where they were measured, the simulator pushes them apart; their own estimates (at rest where measured) explain
