@@ -2,7 +2,7 @@
 of the true state would add. Measurement only: it reads ``<data_root>/.true_states/`` (synthetic data), which no
 predictor reads.
 
-    python scripts/experiments/eval_resim_states.py --run runs/cpu-ref19 --inputs unet --videos 200 \
+    python scripts/experiments/eval_resim_states.py --run runs/cpu-ref20 --inputs unet --videos 200 \
         --out results/experiments/resim_states_cpu.json
 
 The fit is the run's own (``<run>/objects/resim.json``, written by notebook 06); inputs of either kind are read as
