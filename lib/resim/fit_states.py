@@ -24,7 +24,7 @@ from scipy.sparse.csgraph import connected_components
 from lib.common.classes import attributes
 from lib.resim import bodies
 from lib.resim.estimate import LAST, track_velocity, yaw_quaternion
-from lib.resim.simulate import simulate
+from lib.resim.simulate import new_world, simulate
 
 START = LAST - 3  # the frame the refining simulation starts at (LAST - 4: -0.003 val, -0.009 train)
 SCALE = (0.1, 0.1, 0.5, 0.5)  # typical size of a change of x, y (units) and vx, vy (units/s): least_squares' x_scale
@@ -103,6 +103,7 @@ def refine(
     motion fitted over several frames and the last frame's measurement each miss in their own way (an object that
     touches another one is measured 0.0155 units from its true frame-10 position on val, U-Net labels, and placed
     0.0175 from it by the fits; halfway, 0.0155; alone 0.0080, 0.0084 and 0.0079)."""
+    new_world()  # this video's simulations from a new client: the same states whatever the process did before
     decel = decel or {}
     dt = physics.frame_dt
     init = {}

@@ -65,6 +65,14 @@ def _world():
     return w
 
 
+def new_world():
+    """Make this process's client anew at the next ``simulate`` call. A call's states do not depend on the calls
+    before it in the tests' scenes, but over a whole val split they did: two of 200 val videos' masks changed with
+    the videos predicted before them in the same process (1 process against 2). ``fit_states.refine`` calls this
+    first, so that a video's refinement and the simulation after it depend on that video alone."""
+    _WORLD["created"] = MAX_CREATED + 1
+
+
 def simulate(class_ids, states0, n_frames, physics, sizes, touched=None):
     """(n_frames + 1, n, 13) states of the objects of ``class_ids`` (n,) at each frame from ``states0`` (n, 13),
     the state at some frame k (row 0), to frame k + n_frames. Absent objects (NaN rows) stay NaN and take

@@ -170,3 +170,26 @@ def test_states_do_not_depend_on_earlier_calls():
     assert touched.any()  # the scene has collisions
     simulate(*b, 11, physics, SIZES)
     np.testing.assert_array_equal(simulate(*a, 11, physics, SIZES), first)
+
+
+def test_new_world_gives_the_next_call_a_new_client(monkeypatch):
+    """``new_world`` makes the next ``simulate`` call connect a new client (the floor and shapes made anew), and
+    ``refine`` calls it first, so that a video's simulations do not depend on what the process simulated before."""
+    from lib.resim import fit_states
+    from lib.resim import simulate as simulate_module
+    from lib.resim.estimate import Estimate
+
+    physics = Physics(friction=0.08, rolling_friction=0.2, restitution=0.8, mass_ratio=2.0, frame_dt=0.1, substeps=30)
+    a = scene([(RUBBER_CUBE, (0.1, -1.5), (-1.5, 0.4)), (METAL_SPHERE, (2.2, -0.8), (0, 0))])
+    simulate_module.new_world()
+    first = simulate(*a, 3, physics, SIZES)
+    simulate(*a, 3, physics, SIZES)
+    assert simulate_module._WORLD["created"] == 4  # one client for both calls: it counts the bodies of both
+    simulate_module.new_world()
+    np.testing.assert_array_equal(simulate(*a, 3, physics, SIZES), first)
+    assert simulate_module._WORLD["created"] == 2  # a new client
+    calls = []
+    monkeypatch.setattr(fit_states, "new_world", lambda: calls.append(1))
+    est = Estimate(np.zeros(0, np.int64), np.zeros((0, 13)), [], [], [])
+    fit_states.refine(est, physics, SIZES)
+    assert calls == [1]
