@@ -122,7 +122,7 @@ def predict_split(
 ):
     """(N, H, W) uint8 frame-21 masks of the videos ``masks`` (N, >= 11, H, W) class ids, in ``workers``
     processes (each its own simulator; the same masks as one process gives, in any order, but for rare videos whose
-    masks change from run to run: 1 of 200 val videos, in 3 of 6 runs, with one process's BLAS thread or two; the
+    masks change from run to run: 1 of 200 val videos, in 3 of 5 runs, with one process's BLAS thread or two; the
     cause is not found). ``touching``: also return, per video, the class ids of the objects that touch another one
     in the simulation (``predict``)."""
     from tqdm.auto import tqdm
