@@ -14,10 +14,10 @@ from contextlib import contextmanager
 import numpy as np
 
 from lib.objects.tracks import LAST_INPUT, TARGET
-from lib.resim.draw import draw
+from lib.resim.draw import draw, new_canvas
 from lib.resim.estimate import estimate, measure
 from lib.resim.fit_states import refine
-from lib.resim.simulate import decelerations, simulate
+from lib.resim.simulate import decelerations, new_world, simulate
 
 SUPERSAMPLE = 2
 
@@ -60,9 +60,11 @@ def scene_at_last_input(masks_in, camera, sizes, physics, *, min_area=20, denois
 
 def draw_scene(class_ids, states, camera, sizes, shape):
     """(H, W) uint8 mask of the objects ``class_ids`` in ``states`` drawn like the videos' masks (``SUPERSAMPLE``);
-    all zero, of ``shape`` (H, W), when there are none."""
+    all zero, of ``shape`` (H, W), when there are none. Drawn on a new canvas (``draw.new_canvas``): the same mask
+    whatever was drawn before."""
     if not len(class_ids):
         return np.zeros(shape, np.uint8)
+    new_canvas()
     return draw(class_ids, states, camera, sizes, supersample=SUPERSAMPLE)
 
 
@@ -81,6 +83,7 @@ def simulate_inputs(
     touched = np.zeros(len(cids), bool)
     if not len(cids):
         return cids, np.zeros((frames + 1, 0, states.shape[-1])), touched
+    new_world()  # from a new client, as anyone who simulates these states gets them
     return cids, simulate(cids, states, frames, physics, sizes, touched if touching else None), touched
 
 
@@ -121,9 +124,8 @@ def predict_split(
     masks, camera, sizes, physics, *, min_area=20, denoise=True, workers=1, progress=True, touching=False
 ):
     """(N, H, W) uint8 frame-21 masks of the videos ``masks`` (N, >= 11, H, W) class ids, in ``workers``
-    processes (each its own simulator; the same masks as one process gives, in any order, but for rare videos whose
-    masks change from run to run: 1 of 200 val videos, in 3 of 5 runs, with one process's BLAS thread or two; the
-    cause is not found). ``touching``: also return, per video, the class ids of the objects that touch another one
+    processes (each its own simulator and drawing client, made anew for each video: the same masks as one process
+    gives, in any order). ``touching``: also return, per video, the class ids of the objects that touch another one
     in the simulation (``predict``)."""
     from tqdm.auto import tqdm
 

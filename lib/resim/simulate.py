@@ -40,18 +40,18 @@ class Physics:
 
 
 MAX_CREATED = 10000  # bodies made before the client is made anew (pybullet keeps 0.8 KB of each removed body)
-_WORLD = {"pid": None, "id": None, "floor": None, "shapes": {}, "created": 0}
+_WORLD = {"pid": None, "id": None, "floor": None, "shapes": {}, "created": 0, "renew": False}
 
 
 def _world():
     """This process's simulation client: its floor (uid ``floor``) and the collision shapes of its bodies (``shapes``,
     (shape, dims) -> id), kept from call to call (each ``simulate`` adds its bodies and removes them when done) and
-    made anew after ``MAX_CREATED`` bodies. The client has no renderer plugin (nothing is drawn there): with it,
-    making a sphere or cylinder body costs 3x more (its visual mesh)."""
+    made anew after ``MAX_CREATED`` bodies or a ``new_world`` call. The client has no renderer plugin (nothing is
+    drawn there): with it, making a sphere or cylinder body costs 3x more (its visual mesh)."""
     import pybullet as pb
 
     w = _WORLD
-    if w["pid"] != os.getpid() or not pb.isConnected(w["id"]) or w["created"] > MAX_CREATED:
+    if w["pid"] != os.getpid() or not pb.isConnected(w["id"]) or w["created"] > MAX_CREATED or w["renew"]:
         if w["pid"] == os.getpid() and pb.isConnected(w["id"]):
             pb.disconnect(w["id"])
         cli = pb.connect(pb.DIRECT)
@@ -61,7 +61,7 @@ def _world():
         pb.setGravity(0, 0, -GRAVITY, physicsClientId=cli)
         floor = pb.createMultiBody(0, pb.createCollisionShape(pb.GEOM_PLANE, physicsClientId=cli), physicsClientId=cli)
         pb.changeDynamics(floor, -1, lateralFriction=1.0, restitution=0.0, rollingFriction=0.0, physicsClientId=cli)
-        w.update(pid=os.getpid(), id=cli, floor=floor, shapes={}, created=0)
+        w.update(pid=os.getpid(), id=cli, floor=floor, shapes={}, created=0, renew=False)
     return w
 
 
@@ -70,7 +70,7 @@ def new_world():
     before it in the tests' scenes, but over a whole val split they did: two of 200 val videos' masks changed with
     the videos predicted before them in the same process (1 process against 2). ``fit_states.refine`` calls this
     first, so that a video's refinement and the simulation after it depend on that video alone."""
-    _WORLD["created"] = MAX_CREATED + 1
+    _WORLD["renew"] = True
 
 
 def simulate(class_ids, states0, n_frames, physics, sizes, touched=None):

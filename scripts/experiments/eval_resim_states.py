@@ -38,7 +38,7 @@ from lib.objects.tracks import LAST_INPUT, TARGET
 from lib.resim import predict as resim
 from lib.resim.fit_states import refine
 from lib.resim.fitted import ResimFit
-from lib.resim.simulate import simulate
+from lib.resim.simulate import new_world, simulate
 from lib.segmentation.label import load_labels
 
 MET = 0.5  # units/s: a change of the true velocity between two frames larger than this is a collision
@@ -126,6 +126,7 @@ def main(argv=None):
             for k, j in enumerate(true_rows(recs[v], est.class_ids)):
                 if j is not None:
                     s[k] = replace(recs[v], j, s[k])
+            new_world()  # a new client, as the predictor simulates each video's states
             sim = simulate(est.class_ids, s, TARGET - LAST_INPUT, physics, sizes) if len(s) else s[None]
             preds.append(resim.draw_scene(est.class_ids, sim[-1], camera, sizes, masks.shape[2:]))
         return per_video_confusion(np.stack(preds), masks[:, TARGET])

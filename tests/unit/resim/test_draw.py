@@ -9,7 +9,7 @@ import numpy as np
 from lib.common.classes import attributes, class_id
 from lib.resim.bodies import Sizes, rest_state
 from lib.resim.camera import Camera
-from lib.resim.draw import downsample, draw
+from lib.resim.draw import downsample, draw, new_canvas
 
 CAM = Camera(fov=32, elev=38, dist=10, target_y=0.5)
 SIZES = Sizes(0.5)
@@ -141,3 +141,34 @@ def test_a_window_draws_the_pixels_of_the_whole_image():
         for y0, x0, y1, x1 in windows:
             part = draw(cids, states, CAM, SIZES, supersample=supersample, window=(y0, x0, y1, x1))
             np.testing.assert_array_equal(part, whole[y0:y1, x0:x1])
+
+
+def test_new_canvas_makes_a_call_independent_of_the_calls_before():
+    """Two cylinders that pass through each other (as a val video's measurement drew them, fitted camera and sizes):
+    one pixel of the line where they meet goes to the body the drawing client lists first, so the same call can
+    draw it otherwise after other calls. After ``new_canvas`` the mask is the one a new process draws."""
+    cam = Camera(fov=32.02577245746966, elev=37.995367206090854, dist=10.014394823350488, target_y=0.0)
+    sizes = Sizes(0.5, 0.3997009318364003, 0.5001956889503816, 0.49884956340434833)
+    near, far = class_id("cylinder", "metal", "red"), class_id("cylinder", "rubber", "brown")
+    cids = [near, class_id("cube", "metal", "red"), far]
+    states = np.stack(
+        [
+            rest_state((1.6262379172165713, -2.071225810701115), "cylinder", sizes),
+            rest_state((1.2065836296987038, -2.5166834564888667), "cube", sizes),
+            rest_state((1.798706476536955, -1.6220524612423952), "cylinder", sizes),
+        ]
+    )
+    states[1, 3:7] = [0.0, 0.0, 0.6427876096865393, 0.766044443118978]  # the cube turned by 80 degrees
+    window = (84, 153, 138, 203)
+
+    def drawn_after(first_drawn):
+        for cid in first_drawn:  # its body made first
+            draw([cid], states[cids.index(cid)][None], cam, sizes, supersample=2)
+        return draw(cids, states, cam, sizes, supersample=2, window=window)
+
+    new_canvas()
+    fresh = drawn_after([])
+    new_canvas()
+    assert not np.array_equal(drawn_after([far]), fresh)  # the order of the bodies decides a pixel
+    new_canvas()
+    np.testing.assert_array_equal(drawn_after([]), fresh)

@@ -151,6 +151,18 @@ def test_measure_counts_the_frames_where_an_object_is_partly_hidden():
     assert near < 0.01, near  # the object in front, drawn with the sphere behind it: as well placed as alone
 
 
+def test_measure_starts_a_new_drawing_canvas(monkeypatch):
+    """``measure`` calls ``draw.new_canvas`` first, so that a video's positions do not depend on what the process
+    drew before it (tests/unit/resim/test_draw.py shows a pixel that does)."""
+    from lib.resim import estimate as estimate_module
+
+    calls = []
+    monkeypatch.setattr(estimate_module, "new_canvas", lambda: calls.append(1))
+    _, masks = behind_scene()
+    assert measure(masks, CAM, SIZES, supersample=2)
+    assert calls == [1]
+
+
 def test_measure_draws_an_object_that_touches_another_one_with_it():
     """A sphere that comes up behind the cylinder until a fifth of it is hidden: the tracks call every frame whole
     (it keeps over 75% of its area), but its visible centroid moves off its centre, so located alone it ends up
