@@ -44,7 +44,8 @@ def new_canvas():
     """Make this process's drawing client anew at the next ``draw`` call, its bodies made again in the order the
     calls after it need them. Without it one pixel of one window, drawn after other videos had been measured, moved a
     val video's measured positions by up to 0.24 units, and its prediction changed with the videos a process had
-    measured before it. ``estimate.measure`` calls this first, so that a video's masks depend on that video alone."""
+    measured before it. ``estimate.measure`` calls this first and ``predict.draw_scene`` before the final mask, so
+    that a video's positions and mask depend on that video alone."""
     _CLIENT["renew"] = True
 
 

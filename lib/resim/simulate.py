@@ -69,7 +69,8 @@ def new_world():
     """Make this process's client anew at the next ``simulate`` call. A call's states do not depend on the calls
     before it in the tests' scenes, but over a whole val split they did: two of 200 val videos' masks changed with
     the videos predicted before them in the same process (1 process against 2). ``fit_states.refine`` calls this
-    first, so that a video's refinement and the simulation after it depend on that video alone."""
+    first and ``predict.simulate_inputs`` before the final simulation, so that a video's refinement and the
+    simulation after it depend on that video alone."""
     _WORLD["renew"] = True
 
 

@@ -81,3 +81,16 @@ def test_touching_names_the_objects_that_meet_in_the_simulation():
     preds, touched_split = predict_split(np.stack([masks, masks]), CAM, SIZES, PHYS, workers=2, touching=True)
     np.testing.assert_array_equal(preds[1], mask)
     assert [sorted(t.tolist()) for t in touched_split] == [sorted([RESTING, hit])] * 2
+
+
+def test_predict_simulates_and_draws_each_video_on_new_clients(video, monkeypatch):
+    """The final simulation starts from a new simulation client and the mask is drawn on a new drawing client (as
+    the measurement and the refinement start theirs), so that a video's mask depends on that video alone."""
+    from lib.resim import predict as predict_module
+
+    masks, pred = video
+    calls = []
+    monkeypatch.setattr(predict_module, "new_world", lambda: calls.append("world"))
+    monkeypatch.setattr(predict_module, "new_canvas", lambda: calls.append("canvas"))
+    np.testing.assert_array_equal(predict(masks[:11], CAM, SIZES, PHYS), pred)
+    assert calls == ["world", "canvas"]
