@@ -6,7 +6,7 @@ drawn at k x the resolution and each pixel takes the label of its k x k sub-pixe
 were made with (``downsample``). One pybullet DIRECT client per process holds a body per class id, moved to each
 call's states, so that a call costs one render. Where two objects pass through each other, a pixel of the line where
 they meet goes to the one the client lists first, and that order comes from the calls before (bodies are made on
-first use, parked, removed, their ids reused); ``new_canvas`` starts a new client, so that what follows depends on
+first use, parked, removed, their ids reused); ``new_canvas`` empties the client, so that what follows depends on
 the calls after it alone.
 
     mask = draw(class_ids, states, Camera(32, 38, 10, 0.5), Sizes(0.5), supersample=2)   # (160, 240) uint8
@@ -25,24 +25,22 @@ _CLIENT = {"pid": None, "id": None, "sizes": None, "bodies": {}, "created": 0, "
 
 
 def _client(sizes):
-    """This process's drawing client, emptied when the object size changes and made anew after ``new_canvas``;
-    its bodies: class id -> uid."""
+    """This process's drawing client, emptied when the object size changes and after ``new_canvas``; its bodies:
+    class id -> uid."""
     import pybullet as pb
 
     c = _CLIENT
-    if c["pid"] != os.getpid() or not pb.isConnected(c["id"]) or c["renew"]:
-        if c["pid"] == os.getpid() and pb.isConnected(c["id"]):
-            pb.disconnect(c["id"])
-        c.update(pid=os.getpid(), id=pb.connect(pb.DIRECT), sizes=None, renew=False)
-    if c["sizes"] != sizes or c["created"] > MAX_CREATED:
+    if c["pid"] != os.getpid() or not pb.isConnected(c["id"]):
+        c.update(pid=os.getpid(), id=pb.connect(pb.DIRECT), sizes=None)
+    if c["sizes"] != sizes or c["created"] > MAX_CREATED or c["renew"]:
         pb.resetSimulation(physicsClientId=c["id"])
-        c.update(sizes=sizes, bodies={}, created=0)
+        c.update(sizes=sizes, bodies={}, created=0, renew=False)
     return c
 
 
 def new_canvas():
-    """Make this process's drawing client anew at the next ``draw`` call, its bodies made again in the order the
-    calls after it need them. Without it one pixel of one window, drawn after other videos had been measured, moved a
+    """Empty this process's drawing client at the next ``draw`` call, its bodies made again in the order the calls
+    after it need them. Without it one pixel of one window, drawn after other videos had been measured, moved a
     val video's measured positions by up to 0.24 units, and its prediction changed with the videos a process had
     measured before it. ``estimate.measure`` calls this first and ``predict.draw_scene`` before the final mask, so
     that a video's positions and mask depend on that video alone."""

@@ -124,9 +124,9 @@ def predict_split(
     masks, camera, sizes, physics, *, min_area=20, denoise=True, workers=1, progress=True, touching=False
 ):
     """(N, H, W) uint8 frame-21 masks of the videos ``masks`` (N, >= 11, H, W) class ids, in ``workers``
-    processes (each its own simulator and drawing client, made anew for each video: the same masks as one process
-    gives, in any order). ``touching``: also return, per video, the class ids of the objects that touch another one
-    in the simulation (``predict``)."""
+    processes (each its own simulator and drawing client, started afresh for each video: the same masks as one
+    process gives, in any order). ``touching``: also return, per video, the class ids of the objects that touch
+    another one in the simulation (``predict``)."""
     from tqdm.auto import tqdm
 
     kw = {"min_area": min_area, "denoise": denoise, "touching": touching}
