@@ -11,8 +11,10 @@ so that the same part of it is hidden, and moved on to where its drawing covers 
 (``polish``: the visible part's centroid is a poor guide where a neighbour hides part of it). In each frame the
 nearer objects are measured first, so that those behind are drawn beside their measured positions. Each drawing
 covers only a window around the object (``draw_around``: the whole image's pixels but for rare rounding, in a
-third of the measuring time). Cubes get the yaw (0-90 degrees, a cube looks the same every 90) whose drawing
-covers their last whole mask best. The positions over frames then give the velocity: a straight-line fit over
+third of the measuring time). Cubes get, in each frame where they are measured alone, the yaw (0-90 degrees, a cube
+looks the same every 90) whose drawing covers their mask best, and are measured at it; where partly hidden, the
+yaw of the nearest such frame (a cube turns after a collision: one yaw for all frames put it 0.02 units off where
+other shapes are 0.006-0.009 off). The positions over frames then give the velocity: a straight-line fit over
 the longest run of last frames that a line slowing by the friction's deceleration explains within ``line_tol`` (a
 collision earlier in the video bends the track and is left out), evaluated at the last input frame.
 
@@ -30,7 +32,8 @@ from lib.resim import bodies
 from lib.resim.draw import draw, new_canvas
 
 LAST = tracking.LAST_INPUT
-YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried
+YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried first
+YAW_MIN_STEP = np.radians(1.0)  # then moved by 2.5 and 1.25 degrees where that overlaps better
 STILL = 0.004  # units a frame: slower objects are at rest
 HIDDEN_MIN_VISIBLE = 0.3  # a partly hidden object is measured where this share of its usual area shows
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
@@ -69,7 +72,8 @@ def label_error(track, masks, cid, denoise=True):
 @dataclass
 class Estimate:
     """The objects of a video at frame 10: class ids (n,), states (n, 13) (NaN rows: no estimate), and per object
-    the frames its position was measured in and its measured floor positions (for plots and checks)."""
+    the frames its position was measured in, its measured floor positions and its yaws in those frames (cubes;
+    the refinement starts from them, plots draw them)."""
 
     class_ids: np.ndarray
     states: np.ndarray
@@ -225,11 +229,25 @@ def polish(camera, sizes, cid, observed, xy, yaw=0.0, supersample=1, others=None
     return xy
 
 
-def cube_yaw(camera, sizes, cid, observed, xy, supersample=1):
-    """The yaw in ``YAWS`` whose drawing of cube ``cid`` at ``xy`` overlaps ``observed`` best (IoU)."""
+def cube_yaw(camera, sizes, cid, observed, xy, supersample=1, min_step=YAW_MIN_STEP):
+    """The yaw (0-90 degrees) whose drawing of cube ``cid`` at ``xy`` overlaps ``observed`` best (IoU): the best of
+    ``YAWS``, then moved by half their step and halves of that down to ``min_step`` radians while that overlaps
+    better."""
     box = _box_around(observed)
-    scores = [overlap(camera, sizes, cid, observed, xy, yaw, supersample, None, box) for yaw in YAWS]
-    return YAWS[int(np.argmax(scores))]
+
+    def score(yaw):
+        return overlap(camera, sizes, cid, observed, xy, yaw, supersample, None, box)
+
+    scores = [score(yaw) for yaw in YAWS]
+    best, top = YAWS[int(np.argmax(scores))], max(scores)
+    step = (YAWS[1] - YAWS[0]) / 2
+    while step >= min_step:
+        for yaw in (best - step, best + step):
+            s = score(yaw)
+            if s > top:
+                best, top = yaw, s
+        step /= 2
+    return float(best % (np.pi / 2))
 
 
 def _decelerating_fit(t, p, decel, at=LAST):
@@ -277,29 +295,30 @@ def _entry_velocity(camera, track, xy, shape, sizes, speed):
 
 @dataclass
 class Track3D:
-    """One object's floor positions measured in a video: class id, the frames measured, positions (k, 2), cube
-    yaw (radians, 0 for other shapes), and its 2-D track (``tracks.Track``)."""
+    """One object's floor positions measured in a video: class id, the frames measured, positions (k, 2), yaws
+    (k,) in those frames (radians; cubes, 0 for other shapes), and its 2-D track (``tracks.Track``)."""
 
     cid: int
     frames: list
     positions: np.ndarray
-    yaw: float
+    yaws: np.ndarray
     track: object
 
 
 def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, supersample=1, hidden=True):
     """``Track3D`` of every object of ``masks`` (T, H, W) class ids with a measured floor position, in class-id
-    order: positions by ``locate`` in each frame where the object is whole or cut only by the border, cubes' yaw
-    by ``cube_yaw`` on their last whole frame. With ``hidden``, also in the frames where it is partly hidden
-    (objects that meet hide each other, so these are the frames around a collision), and again in those where it
-    touches another object (``touches_other``): drawn there with the objects already measured in that frame (the
-    nearer ones first: lower in the image), its visible pixels compared (``locate``, then ``polish``; frames where
-    less than ``HIDDEN_MIN_VISIBLE`` of it shows are left out). Frame ``last`` is measured whenever the object is
-    visible there. Measured beside others rather than by the centroid alone, val IoU (U-Net labels, 200 videos)
+    order: positions by ``locate`` in each frame where the object is whole or cut only by the border, a cube's yaw
+    there by ``cube_yaw`` (from its last whole frame's at first; located again where it turned). With ``hidden``,
+    also in the frames where it is partly hidden (objects that meet hide each other, so these are the frames around
+    a collision), and again in those where it touches another object (``touches_other``): drawn there with the
+    objects already measured in that frame (the nearer ones first: lower in the image), at the yaw of its nearest
+    measured frame, its visible pixels compared (``locate``, then ``polish``; frames where less than
+    ``HIDDEN_MIN_VISIBLE`` of it shows are left out). Frame ``last`` is measured whenever the object is visible
+    there. Measured beside others rather than by the centroid alone, val IoU (U-Net labels, 200 videos)
     rose by 0.019 [0.010, 0.028] and hidden by 0.026 [0.007, 0.048]."""
     new_canvas()  # this video's drawings from a new client: the same positions whatever was drawn before
     masks = np.asarray(masks)
-    found = []  # (class id, track, yaw, {frame: floor position}, its pixels in a frame)
+    found = []  # (class id, track, last yaw, {frame: floor position}, {frame: yaw}, its pixels in a frame)
     for cid, tr in sorted(tracking.tracks(masks, min_area=min_area, denoise=denoise).items()):
         shape = attributes(cid)[0]
         usable = [t for t in range(len(masks)) if tr.visible[t] and (tr.clean[t] or tr.touches_border[t])]
@@ -307,34 +326,41 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
         def pixels(t, cid=cid):
             return tracking.largest_component(masks[t], cid) if denoise else masks[t] == cid
 
-        yaw = 0.0
+        yaw = 0.0  # a cube's yaw: first the one of its last whole frame, then each frame's
         if shape == "cube" and usable:
             t_yaw = max((t for t in usable if tr.clean[t]), default=usable[-1])
             xy = locate(camera, sizes, cid, pixels(t_yaw), supersample=supersample)
             yaw = cube_yaw(camera, sizes, cid, pixels(t_yaw), xy, supersample) if xy is not None else 0.0
-        where, offset = {}, None
+        where, yaws, offset = {}, {}, None
         for t in usable:
             clean = tr.clean[t]
             xy, off = locate_with_offset(
                 camera, sizes, cid, pixels(t), yaw, supersample, offset=offset if clean else None
             )
+            if shape == "cube" and xy is not None:  # turned since the frame before: measured again at its yaw
+                turned = cube_yaw(camera, sizes, cid, pixels(t), xy, supersample)
+                if turned != yaw:
+                    yaw = turned
+                    xy, off = locate_with_offset(camera, sizes, cid, pixels(t), yaw, supersample)
             offset = off if clean else offset  # a whole object's offset carries to its next frame
             if xy is not None:
-                where[t] = xy
-        found.append((int(cid), tr, yaw, where, pixels))
+                where[t], yaws[t] = xy, yaw
+        found.append((int(cid), tr, yaw, where, yaws, pixels))
     at = {}  # frame -> {class id: state} of the objects measured there so far
-    for cid, _, yaw, where, _ in found:
+    for cid, _, _, where, yaws, _ in found:
         for t, xy in where.items():
-            at.setdefault(t, {})[cid] = _rest(cid, xy, yaw, sizes)
+            at.setdefault(t, {})[cid] = _rest(cid, xy, yaws[t], sizes)
     jobs = []  # (frame, -bottom row, index into found): in each frame the nearer objects first
-    for k, (_, tr, _, where, pixels) in enumerate(found):
+    for k, (_, tr, _, where, _, pixels) in enumerate(found):
         partly = [t for t in range(len(masks)) if tr.visible[t] and t not in where]
         partly = [t for t in partly if t == last or (hidden and tr.area[t] >= HIDDEN_MIN_VISIBLE * tr.ref_area)]
         if hidden:  # measured alone, but touching another object: perhaps partly behind it
             partly += [t for t in where if touches_other(masks[t], pixels(t))]
         jobs += [(t, -tr.bbox[t][2], k) for t in partly]
     for t, _, k in sorted(jobs):
-        cid, tr, yaw, where, pixels = found[k]
+        cid, tr, yaw, where, yaws, pixels = found[k]
+        if yaws:  # a partly hidden cube at the yaw of the nearest frame it was measured in alone
+            yaw = yaws[min(yaws, key=lambda s: abs(s - t))]
         y0, x0, y1, x1 = tr.bbox[t]
         box = masks[t, max(y0 - 2, 0) : y1 + 2, max(x0 - 2, 0) : x1 + 2]
         near = [(c, s) for c, s in at.get(t, {}).items() if c != cid and (box == c).any()] if hidden else []
@@ -345,11 +371,12 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
         if xy is not None:
             where[t] = xy
             at.setdefault(t, {})[cid] = _rest(cid, xy, yaw, sizes)
+            found[k][4][t] = yaw
     out = []
-    for cid, tr, yaw, where, _ in found:
+    for cid, tr, _, where, yaws, _ in found:
         if where:
             ts = sorted(where)
-            out.append(Track3D(cid, ts, np.array([where[t] for t in ts]), yaw, tr))
+            out.append(Track3D(cid, ts, np.array([where[t] for t in ts]), np.array([yaws[t] for t in ts]), tr))
     return out
 
 
@@ -386,12 +413,12 @@ def estimate(
         xy10, v = track_velocity(m.frames, m.positions, decel.get(shape, 0.0) * frame_dt**2, line_tol)
         vel = v / frame_dt if np.linalg.norm(v) >= STILL else np.zeros(2)
         s = bodies.rest_state(xy10, shape, sizes, vel)
-        s[3:7] = yaw_quaternion(m.yaw)
+        s[3:7] = yaw_quaternion(m.yaws[-1])
         cids.append(m.cid)
         states.append(s)
         frames.append(m.frames)
         positions.append(m.positions)
-        yaws.append(m.yaw)
+        yaws.append(m.yaws)
     # an object seen in one frame only comes in from the border at the median speed of the video's moving objects
     speeds = [np.linalg.norm(s[7:9]) for s, f in zip(states, frames) if len(f) > 1 and s[7:9].any()]
     for m, s in zip(kept, states):

@@ -67,13 +67,14 @@ def _floor_line(ax, camera, a, b, color):
 
 def measured_scene(est, camera, sizes, t, supersample=SUPERSAMPLE):
     """((H, W) class ids, (n, 2) centres in pixels (x, y)) of the objects of ``est`` (an ``estimate.Estimate``) drawn
-    upright on the floor where input frame ``t`` measured them (cubes at their yaw; objects not measured in frame
+    upright on the floor where input frame ``t`` measured them (cubes at their yaw there; objects not measured in frame
     ``t`` left out), at ``supersample`` as the predictor draws."""
     cids, states = [], []
-    for cid, frames, positions, yaw in zip(est.class_ids, est.frames, est.positions, est.yaws):
+    for cid, frames, positions, yaws in zip(est.class_ids, est.frames, est.positions, est.yaws):
         if t in frames:
-            s = bodies.rest_state(positions[list(frames).index(t)], attributes(int(cid))[0], sizes)
-            s[3:7] = yaw_quaternion(yaw)
+            k = list(frames).index(t)
+            s = bodies.rest_state(positions[k], attributes(int(cid))[0], sizes)
+            s[3:7] = yaw_quaternion(yaws[k])
             cids.append(int(cid))
             states.append(s)
     states = np.array(states).reshape(-1, bodies.STATE)

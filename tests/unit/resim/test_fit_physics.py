@@ -42,7 +42,7 @@ SPHERE = class_id("sphere", "rubber", "yellow")
 
 
 def track(cid, frames, positions):
-    return Track3D(cid, list(frames), np.asarray(positions, float), 0.0, None)
+    return Track3D(cid, list(frames), np.asarray(positions, float), np.zeros(len(frames)), None)
 
 
 def slide(t, v0, a, u=(0.6, 0.8), p0=(-1.0, 0.0)):

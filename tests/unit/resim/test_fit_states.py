@@ -88,7 +88,7 @@ def test_refine_keeps_objects_not_measured_by_the_start_frame(collision):
         est.states.copy(),
         [est.frames[0], est.frames[1][START + 2 :]],
         [est.positions[0], est.positions[1][START + 2 :]],
-        est.yaws,
+        [est.yaws[0], est.yaws[1][START + 2 :]],
     )
     decel = decelerations(PHYS, SIZES)
     out = refine(late, PHYS, SIZES, decel, measured_weight=0.0)  # the simulation's part alone
@@ -104,7 +104,7 @@ def fake_estimate(tracks):
         np.zeros((n, 13)),
         [sorted(t) for t in tracks],
         [np.array([t[f] for f in sorted(t)], float) for t in tracks],
-        [0.0] * n,
+        [np.zeros(len(t)) for t in tracks],
     )
 
 
@@ -160,3 +160,24 @@ def test_refine_keeps_the_tracks_where_they_explain_the_last_frames_better(monke
     monkeypatch.setattr(fit_states, "line_cost", lambda *a: np.inf)  # as if the tracks explained nothing
     moved = refine(est, PHYS, SIZES, decel)
     assert np.abs(moved[:, :2] - est.states[:, :2]).max() > 0.02
+
+
+def test_a_group_starts_at_the_yaws_measured_at_the_start_frame(monkeypatch):
+    """The refining simulation starts each object at the yaw measured in its last frame up to ``START`` (a cube
+    turns after a collision: its frame-10 yaw is not its yaw at the start), the first frame's before any."""
+    est = fake_estimate([{f: (0.0, 0.0) for f in range(11)}, {f: (1.2, 0.0) for f in (START - 2, START + 1, 10)}])
+    est.yaws = [np.radians(np.arange(11.0)), np.radians([20.0, 30.0, 40.0])]
+    assert fit_states.yaw_at(est, 0, START) == np.radians(START)
+    assert fit_states.yaw_at(est, 1, START) == np.radians(20.0)  # measured at START - 2, not since
+    assert fit_states.yaw_at(est, 1, 0) == np.radians(20.0)  # none up to frame 0: its first
+    started = []
+    real = fit_states.simulate
+
+    def spy(cids, states, *args, **kw):
+        started.append(states[:, 3:7].copy())
+        return real(cids, states, *args, **kw)
+
+    monkeypatch.setattr(fit_states, "simulate", spy)
+    refine(est, PHYS, SIZES, decelerations(PHYS, SIZES), max_nfev=1)
+    yaws = 2 * np.arctan2(started[0][:, 2], started[0][:, 3])
+    np.testing.assert_allclose(yaws, np.radians([START, 20.0]))

@@ -30,7 +30,7 @@ def test_the_floor_grid_spans_what_the_camera_sees():
 
 def test_a_measured_object_is_drawn_where_its_frame_measured_it():
     est = Estimate(np.array([SPHERE]), np.zeros((1, 13)), frames=[[0, 3]], positions=[np.array([[0.0, 0.0], [1.0, 2.0]])],
-                   yaws=[0.0])  # fmt: skip
+                   yaws=[np.zeros(2)])  # fmt: skip
     scene, centres = resim_viz.measured_scene(est, CAM, Sizes(0.5), 3)
     x, y = CAM.project([[1.0, 2.0, 0.5]])[0]
     assert scene[int(y), int(x)] == SPHERE and set(np.unique(scene)) == {0, SPHERE}
