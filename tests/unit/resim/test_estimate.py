@@ -282,25 +282,6 @@ def test_cube_yaw(deg):
         assert yaw_error_deg(got, math.radians(deg)) <= 2, (deg, math.degrees(got))
 
 
-@pytest.mark.parametrize("near", [38, 20, 62])
-def test_cube_yaw_from_a_nearby_yaw(near, monkeypatch):
-    """From the frame before's yaw (``near``), the search climbs in 5-degree steps to the cube's yaw (47) however
-    far it turned; from 9 degrees away it draws the cube at most half as often as the whole search."""
-    import lib.resim.estimate as estimate_module
-
-    cid, xy = cid_of("cube"), POSITIONS[0]
-    mask = drawn("cube", xy, 2, math.radians(47))
-    at = locate(CAM, SIZES, cid, mask)
-    calls = []
-    monkeypatch.setattr(estimate_module, "overlap", lambda *a, **k: calls.append(1) or overlap(*a, **k))
-    got = cube_yaw(CAM, SIZES, cid, mask, at, near=math.radians(near))
-    assert yaw_error_deg(got, math.radians(47)) <= 2, (near, math.degrees(got))
-    local = len(calls)
-    cube_yaw(CAM, SIZES, cid, mask, at)
-    if near == 38:
-        assert 2 * local <= len(calls) - local, (local, len(calls) - local)
-
-
 def test_measure_follows_a_turning_cube():
     """A cube sliding and turning 7 degrees a frame: ``measure`` finds its yaw in every frame (within 4 degrees)
     and its position at that yaw (within 0.04 units), where one yaw for all frames is up to 35 degrees off."""
