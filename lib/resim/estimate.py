@@ -11,12 +11,13 @@ so that the same part of it is hidden, and moved on to where its drawing covers 
 (``polish``: the visible part's centroid is a poor guide where a neighbour hides part of it). In each frame the
 nearer objects are measured first, so that those behind are drawn beside their measured positions. Each drawing
 covers only a window around the object (``draw_around``: the whole image's pixels but for rare rounding, in a
-third of the measuring time). Cubes get, in each frame where they are measured alone, the yaw (0-90 degrees, a cube
-looks the same every 90) whose drawing covers their mask best, and are measured at it; where partly hidden, the
-yaw of the nearest such frame (a cube turns after a collision: one yaw for all frames put it 0.02 units off where
-other shapes are 0.006-0.009 off). The positions over frames then give the velocity: a straight-line fit over
-the longest run of last frames that a line slowing by the friction's deceleration explains within ``line_tol`` (a
-collision earlier in the video bends the track and is left out), evaluated at the last input frame.
+third of the measuring time). Cubes get, in each frame where they are whole or cut only by the border, the yaw
+(0-90 degrees, a cube looks the same every 90) whose drawing covers their mask best, and are measured at it; where
+partly hidden, the yaw of the nearest such frame (a cube turns after a collision: one yaw for all frames put it
+0.02 units off where other shapes are 0.006-0.009 off). The positions over frames then give the velocity: a
+straight-line fit over the longest run of last frames that a line slowing by the friction's deceleration explains
+within ``line_tol`` (a collision earlier in the video bends the track and is left out), evaluated at the last input
+frame.
 
     est = estimate(masks[:11], camera, sizes, frame_dt)      # Estimate: class ids, states (n, 13), frames used
 """

@@ -6,10 +6,10 @@ slowed by friction. Here the scene is started earlier, at frame ``start`` (each 
 track up to that frame), simulated to the last input frame with the fitted physics, and the starting states
 (floor position and velocity of every object) are adjusted so that the simulated positions match the positions
 measured in frames ``start``-10 (``scipy.optimize.least_squares``, finite differences); a cube starts at the
-yaw measured at frame ``start`` (at its frame-10 yaw instead: val -0.004, hidden -0.003, ad hoc). The simulated state at
-frame 10, collisions included, is the estimate. Objects that come within ``group_radii`` radii of each other in
-those frames are fitted together; an object that comes near none keeps its own track line, which sees up to 11
-frames where the refinement sees 4 (fitted alone through the simulator instead: val -0.001, hidden -0.001, train
+yaw measured at frame ``start`` (at its frame-10 yaw instead: val -0.004, hidden -0.003, ad hoc). The simulated
+state at frame 10, collisions included, is the estimate. Objects that come within ``group_radii`` radii of each
+other in those frames are fitted together; an object that comes near none keeps its own track line, which sees up
+to 11 frames where the refinement sees 4 (fitted alone through the simulator instead: val -0.001, hidden -0.001, train
 -0.000, ad hoc, and more time). Objects first seen after ``start`` keep their own estimate, and a group whose own
 track lines (``line_cost``) explain frames ``start``-10 better than the fitted simulation keeps them (objects
 measured closer together than the simulator lets them stand are pushed apart by it). Last, each object's frame-10

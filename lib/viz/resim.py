@@ -67,8 +67,8 @@ def _floor_line(ax, camera, a, b, color):
 
 def measured_scene(est, camera, sizes, t, supersample=SUPERSAMPLE):
     """((H, W) class ids, (n, 2) centres in pixels (x, y)) of the objects of ``est`` (an ``estimate.Estimate``) drawn
-    upright on the floor where input frame ``t`` measured them (cubes at their yaw there; objects not measured in frame
-    ``t`` left out), at ``supersample`` as the predictor draws."""
+    upright on the floor where input frame ``t`` measured them (cubes at their yaw there; objects not measured in
+    frame ``t`` left out), at ``supersample`` as the predictor draws."""
     cids, states = [], []
     for cid, frames, positions, yaws in zip(est.class_ids, est.frames, est.positions, est.yaws):
         if t in frames:
