@@ -370,9 +370,8 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
         if xy is not None and others is not None:
             xy = polish(camera, sizes, cid, pixels(t), xy, yaw, supersample, others)
         if xy is not None:
-            where[t] = xy
+            where[t], yaws[t] = xy, yaw
             at.setdefault(t, {})[cid] = _rest(cid, xy, yaw, sizes)
-            found[k][4][t] = yaw
     out = []
     for cid, tr, _, where, yaws, _ in found:
         if where:
