@@ -9,8 +9,9 @@ history as an uninterrupted one (on CPU; on CUDA only as far as the kernels are 
 - all other randomness (augmentation, dropout, scheduled sampling) uses torch/numpy/python global RNGs,
   whose states the checkpoint carries, or is a function of the step passed to ``loss_fn.set_step``.
 
-Checkpoint: ``{"model", "optimizer", "scheduler", "scaler", "epoch", "config", "fit", "data", "history", "best",
-"skipped", "rng"}`` where ``config`` is the caller's experiment config (e.g. model sizes), ``fit`` the loop's own
+Checkpoint (``last.pt``; ``best.pt`` holds the same less ``RESUME_ONLY``, the optimizer's state and the RNGs):
+``{"model", "optimizer", "scheduler", "scaler", "epoch", "config", "fit", "data", "history", "best", "skipped",
+"rng"}`` where ``config`` is the caller's experiment config (e.g. model sizes), ``fit`` the loop's own
 settings, ``skipped`` the steps the gradient scaler skipped in a row, and ``data`` the fingerprints of the data it
 trains and selects on (``fit(data=...)``). Written atomically and fsynced (lib/common/files.py). Resuming refuses
 a checkpoint of another config or of other data.
@@ -60,6 +61,7 @@ class OutOfMemory(MemoryError):
 MAX_SKIPPED_STEPS = 50
 # The files of one run in its out_dir; a fresh start removes the previous run's (see ``_start_over``).
 RUN_FILES = ("last.pt", "best.pt", "log.csv", "log.json")
+RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")  # in last.pt only
 # Tests only: the CUDA path's GradScaler (with float32, no autocast) on the CPU, so that its checks run without a GPU.
 _SCALER_ON_CPU = False
 
@@ -522,8 +524,8 @@ def fit(
                     "skipped": skipped,
                     "rng": get_rng_state(),
                 }
-                if improved:
-                    torch_save(out_dir / "best.pt", ckpt)
+                if improved:  # for evaluation, never resumed from: without the optimizer's state (2/3 of Adam's file)
+                    torch_save(out_dir / "best.pt", {k: v for k, v in ckpt.items() if k not in RESUME_ONLY})
                 torch_save(last_path, ckpt)
                 _write_logs(out_dir, history)
                 board.epoch(epoch * steps, row, panels, unwrap(model), device)

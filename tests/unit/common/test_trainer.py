@@ -215,6 +215,9 @@ def test_checkpoints_atomic_and_logs(straight):
     assert set(ck) >= {"model", "optimizer", "scheduler", "scaler", "epoch", "config", "history", "best", "rng"}
     assert set(ck["rng"]) == {"torch", "numpy", "python", "cuda"}
     assert ck["config"] == {"width": 4} and ck["epoch"] == 4
+    best = read_checkpoint(out / "best.pt")  # for evaluation: the weights and what they are, no optimizer state
+    assert set(best) == set(ck) - {"optimizer", "scheduler", "scaler", "rng"}
+    assert best["config"] == ck["config"] and best["model"].keys() == ck["model"].keys()
     lines = (out / "log.csv").read_text().splitlines()
     assert lines[0].split(",") == ["epoch", "train_loss", "lr", "val_iou", "seconds"]
     assert len(lines) == 5
