@@ -33,8 +33,8 @@ from lib.resim import bodies
 from lib.resim.draw import draw, new_canvas
 
 LAST = tracking.LAST_INPUT
-YAWS = np.radians(np.arange(0, 90, 5))  # the cube yaws tried first
-YAW_MIN_STEP = np.radians(1.0)  # then moved by 2.5 and 1.25 degrees where that overlaps better
+YAWS = np.radians(np.arange(0, 90, 10))  # the cube yaws tried first
+YAW_MIN_STEP = np.radians(1.0)  # then moved by 5, 2.5 and 1.25 degrees where that overlaps better
 STILL = 0.004  # units a frame: slower objects are at rest
 HIDDEN_MIN_VISIBLE = 0.3  # a partly hidden object is measured where this share of its usual area shows
 HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this many input frames (else: a label error)
@@ -233,7 +233,7 @@ def polish(camera, sizes, cid, observed, xy, yaw=0.0, supersample=1, others=None
 def cube_yaw(camera, sizes, cid, observed, xy, supersample=1, min_step=YAW_MIN_STEP):
     """The yaw (0-90 degrees) whose drawing of cube ``cid`` at ``xy`` overlaps ``observed`` best (IoU): the best of
     ``YAWS``, then moved by half their step and halves of that down to ``min_step`` radians while that overlaps
-    better."""
+    better (15 drawings; against a first grid of 5 degrees, 22 drawings: val +0.001 [-0.001, +0.003], hidden -0.000)."""
     box = _box_around(observed)
 
     def score(yaw):
@@ -309,7 +309,8 @@ class Track3D:
 def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, supersample=1, hidden=True):
     """``Track3D`` of every object of ``masks`` (T, H, W) class ids with a measured floor position, in class-id
     order: positions by ``locate`` in each frame where the object is whole or cut only by the border, a cube's yaw
-    there by ``cube_yaw`` (from its last whole frame's at first; located again where it turned). With ``hidden``,
+    there by ``cube_yaw`` (from its last whole frame's at first; located again where it turned); a frame whose
+    pixels of the object are those of the frame before takes that frame's position and yaw. With ``hidden``,
     also in the frames where it is partly hidden (objects that meet hide each other, so these are the frames around
     a collision), and again in those where it touches another object (``touches_other``): drawn there with the
     objects already measured in that frame (the nearer ones first: lower in the image), at the yaw of its nearest
@@ -334,6 +335,9 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
             yaw = cube_yaw(camera, sizes, cid, pixels(t_yaw), xy, supersample) if xy is not None else 0.0
         where, yaws, offset = {}, {}, None
         for t in usable:
+            if t - 1 in where and np.array_equal(pixels(t), pixels(t - 1)):  # not moved: measured as before
+                where[t], yaws[t] = where[t - 1], yaws[t - 1]
+                continue
             clean = tr.clean[t]
             xy, off = locate_with_offset(
                 camera, sizes, cid, pixels(t), yaw, supersample, offset=offset if clean else None

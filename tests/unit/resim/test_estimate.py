@@ -272,7 +272,7 @@ def yaw_error_deg(a, b):
 @pytest.mark.parametrize("deg", [30, 120, 47, 38])
 def test_cube_yaw(deg):
     """A cube drawn at yaw 30 (or 120, the same look) is found at 30 (mod 90); 47 and 38 (between the first
-    grid's 5-degree steps) within 2: the search goes on in finer steps."""
+    grid's 10-degree steps) within 2: the search goes on in finer steps."""
     cid = cid_of("cube")
     for xy in POSITIONS[:2]:
         mask = drawn("cube", xy, 2, math.radians(deg))
@@ -295,6 +295,30 @@ def test_measure_follows_a_turning_cube():
     errors = [yaw_error_deg(a, b) for a, b in zip(got.yaws, yaws)]
     assert max(errors) <= 4, np.round(np.degrees(got.yaws), 1)
     assert np.abs(got.positions - xys).max() < 0.04, got.positions - xys
+
+
+def test_measure_does_not_measure_an_unmoved_object_again(monkeypatch):
+    """A cube at rest in frames 0-5, then sliding: the frames whose pixels are those of the frame before take its
+    position and yaw from there, so that measuring frames 0-10 costs less than one yaw search (15 drawings a
+    frame) more than measuring frames 5-10; every frame is measured, at its position."""
+    from lib.resim import estimate as estimate_module
+
+    cid = cid_of("cube")
+    ts = np.arange(11)
+    xys = np.c_[-1.0 + 0.1 * np.maximum(ts - 5, 0), np.full(11, 0.5)]
+    yaw = math.radians(20)
+    masks = np.stack([np.where(drawn("cube", xy, 2, yaw), cid, 0) for xy in xys]).astype(np.uint8)
+    drawings = []
+    real = estimate_module.draw_around
+    monkeypatch.setattr(estimate_module, "draw_around", lambda *a: drawings.append(1) or real(*a))
+    (got,) = measure(masks, CAM, SIZES, supersample=2, last=10, hidden=False)
+    assert got.frames == list(ts)
+    assert np.all(got.positions[1:6] == got.positions[0]) and np.all(got.yaws[1:6] == got.yaws[0])
+    assert np.abs(got.positions - xys).max() < 0.04, got.positions - xys
+    alone = len(drawings)
+    drawings.clear()
+    measure(masks[5:], CAM, SIZES, supersample=2, last=5, hidden=False)
+    assert alone - len(drawings) < 20, (alone, len(drawings))  # frames 0-4 cost less than one yaw search
 
 
 # ------------------------------------------------------------------------------------------- track_velocity
