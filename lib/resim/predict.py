@@ -5,8 +5,9 @@
 
 Each object visible at frame 10 gets a 3-D state (``estimate.estimate``: floor position, cube yaw, velocity from
 its track), refined by simulating the last input frames (``fit_states.refine``), the scene is simulated to frame
-21 (``simulate.simulate``) and drawn (``draw.draw``, at ``supersample`` 2 like the videos' masks). Objects the
-inputs do not show at frame 10 (gone, hidden, not entered yet) are not drawn.
+21 (``simulate.simulate``) and drawn (``draw.draw``, at ``supersample`` 2 like the videos' masks); where objects
+meet in that simulation, the mask is the vote of several simulations with the meeting objects perturbed
+(``vote.py``). Objects the inputs do not show at frame 10 (gone, hidden, not entered yet) are not drawn.
 """
 
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from lib.resim.draw import draw, new_canvas
 from lib.resim.estimate import estimate, measure
 from lib.resim.fit_states import refine
 from lib.resim.simulate import decelerations, new_world, simulate
+from lib.resim.vote import VOTES, vote_prediction
 
 SUPERSAMPLE = 2
 
@@ -89,16 +91,18 @@ def simulate_inputs(
 
 def predict(
     masks_in, camera, sizes, physics, frames=TARGET - LAST_INPUT, *, min_area=20, denoise=True, measured=None,
-    touching=False,
+    touching=False, votes=VOTES,
 ):  # fmt: skip
     """(H, W) uint8 class ids of frame 10 + ``frames`` (21) re-simulated from ``masks_in`` (>= 11, H, W; frames
-    0-10 are read): ``simulate_inputs``' last state, drawn. ``touching``: also return the class ids of the objects
-    that touch another one in the simulation (``combine.combine`` takes them)."""
+    0-10 are read): ``simulate_inputs``' last state, drawn; where objects touch in the simulation, the ``votes``
+    drawings' vote (``vote.vote_prediction``; 1: the one drawing). ``touching``: also return the class ids of the
+    objects that touch another one in the simulation (``combine.combine`` takes them)."""
     cids, sim, touched = simulate_inputs(
         masks_in, camera, sizes, physics, frames, min_area=min_area, denoise=denoise, measured=measured,
-        touching=touching,
+        touching=touching or votes > 1,
     )  # fmt: skip
     mask = draw_scene(cids, sim[-1], camera, sizes, np.shape(masks_in)[1:])
+    mask = vote_prediction(cids, sim[0], touched, mask, camera, sizes, physics, frames, SUPERSAMPLE, votes)
     return (mask, cids[touched]) if touching else mask
 
 
@@ -121,15 +125,16 @@ def _predict_one(args):
 
 
 def predict_split(
-    masks, camera, sizes, physics, *, min_area=20, denoise=True, workers=1, progress=True, touching=False
-):
+    masks, camera, sizes, physics, *, min_area=20, denoise=True, workers=1, progress=True, touching=False,
+    votes=VOTES,
+):  # fmt: skip
     """(N, H, W) uint8 frame-21 masks of the videos ``masks`` (N, >= 11, H, W) class ids, in ``workers``
     processes (each its own simulator and drawing client, started afresh for each video: the same masks as one
     process gives, in any order). ``touching``: also return, per video, the class ids of the objects that touch
-    another one in the simulation (``predict``)."""
+    another one in the simulation (``predict``); ``votes``: ``predict``'s."""
     from tqdm.auto import tqdm
 
-    kw = {"min_area": min_area, "denoise": denoise, "touching": touching}
+    kw = {"min_area": min_area, "denoise": denoise, "touching": touching, "votes": votes}
     jobs = ((np.asarray(m[: LAST_INPUT + 1]), camera, sizes, physics, kw) for m in masks)
     bar = {"total": len(masks), "desc": "re-simulate", "unit": "video", "disable": not progress}
     with process_map(workers if len(masks) >= 2 else 1, chunksize=4) as mapper:
