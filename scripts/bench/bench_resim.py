@@ -1,7 +1,7 @@
 """Speed of the re-simulating predictor, stage by stage, in one process: videos/s of measuring the input frames
 (``estimate.measure``, each object located in a window of the image, and the same with the whole image drawn each
 time, as before windows), of estimating and refining the frame-10 states (``estimate`` + ``fit_states.refine``),
-of simulating to frame 21 and of drawing frame 21.
+of simulating to frame 21, of drawing frame 21, and of the vote where objects meet in that simulation.
 
 python scripts/bench/bench_resim.py --run RUN --videos 50      # RUN: a run folder whose notebook 06 fitted resim
 """
@@ -19,6 +19,7 @@ from lib.resim.draw import draw
 from lib.resim.fit_states import refine
 from lib.resim.fitted import ResimFit
 from lib.resim.simulate import simulate
+from lib.resim.vote import vote_prediction
 
 
 def whole_image(cid, class_ids, states, camera, sizes, supersample, box):
@@ -66,9 +67,21 @@ def main():
         est = resim.estimate_inputs(x, camera, sizes, physics, measured=m)
         return est.class_ids, refine(est, physics, sizes, decel)
 
+    def forward(scene):
+        touched = np.zeros(len(scene[0]), bool)
+        return simulate(scene[0], scene[1], 11, physics, sizes, touched), touched
+
+    def vote(args_):
+        (cids, states10), (_, touched), first = args_
+        return vote_prediction(cids, states10, touched, first, camera, sizes, physics, 11, resim.SUPERSAMPLE)
+
     scenes, t_refine = timed(states, list(zip(inputs, measured)))
-    sims, t_sim = timed(lambda s: simulate(s[0], s[1], 11, physics, sizes), scenes)
-    _, t_draw = timed(lambda a: resim.draw_scene(a[0][0], a[1][-1], camera, sizes, (160, 240)), list(zip(scenes, sims)))
+    sims, t_sim = timed(forward, scenes)
+    drawn, t_draw = timed(
+        lambda a: resim.draw_scene(a[0][0], a[1][0][-1], camera, sizes, (160, 240)), list(zip(scenes, sims))
+    )
+    _, t_vote = timed(vote, list(zip(scenes, sims, drawn)))
+    meet = sum(bool(t.any()) for _, t in sims)
 
     print(f"{n} val videos (true masks in), one process")
     print(
@@ -76,12 +89,13 @@ def main():
         f"{n / t_whole:.1f} videos/s ({t_whole / n:.3f} s); {t_whole / t_window:.2f}x; positions apart by "
         f"at most {moved:.1e} units"
     )
-    total = t_window + t_refine + t_sim + t_draw
+    total = t_window + t_refine + t_sim + t_draw + t_vote
     for name, t in (
         ("measuring", t_window),
         ("estimate + refine", t_refine),
         ("simulate to frame 21", t_sim),
         ("draw", t_draw),
+        (f"vote where objects meet ({meet} of {n} videos)", t_vote),
     ):
         print(f"{name}: {n / t:.1f} videos/s, {100 * t / total:.0f}% of a prediction")
     print(f"a prediction: {n / total:.2f} videos/s ({total / n:.3f} s a video)")
