@@ -8,8 +8,8 @@ velocity and floor position moved by Gaussian noise (``VELOCITY_NOISE``, ``POSIT
 velocities' error and the positions' in the last frames), and each pixel of the prediction takes the class id that
 most of the drawings give it (``vote``). Objects that touch nothing are drawn where the one simulation puts them.
 
-    mask = vote_prediction(class_ids, states10, touched, first, camera, sizes, physics)   # first: the mask drawn
-                                                                                          # from the unperturbed run
+    mask = vote_prediction(class_ids, states10, touched, first, camera, sizes, physics, 11, 2)
+    # first: the mask drawn from states10 simulated 11 frames; touched: simulate's flags of that run; 2: supersample
 """
 
 import numpy as np
