@@ -101,9 +101,15 @@ def predict(
         masks_in, camera, sizes, physics, frames, min_area=min_area, denoise=denoise, measured=measured,
         touching=touching or votes > 1,
     )  # fmt: skip
-    mask = draw_scene(cids, sim[-1], camera, sizes, np.shape(masks_in)[1:])
-    mask = vote_prediction(cids, sim[0], touched, mask, camera, sizes, physics, frames, SUPERSAMPLE, votes)
+    mask = draw_prediction(cids, sim, touched, camera, sizes, physics, np.shape(masks_in)[1:], votes)
     return (mask, cids[touched]) if touching else mask
+
+
+def draw_prediction(class_ids, sim, touched, camera, sizes, physics, shape, votes=VOTES):
+    """(H, W) uint8: the last state of ``sim`` (``simulate_inputs``' states) drawn (``draw_scene``), and where
+    objects ``touched`` another one the vote of ``votes`` drawings (``vote.vote_prediction``)."""
+    mask = draw_scene(class_ids, sim[-1], camera, sizes, shape)
+    return vote_prediction(class_ids, sim[0], touched, mask, camera, sizes, physics, len(sim) - 1, SUPERSAMPLE, votes)
 
 
 @contextmanager

@@ -36,7 +36,6 @@ from lib.resim.draw import draw
 from lib.resim.fit_camera import fit_camera
 from lib.resim.fit_physics import fit_physics
 from lib.resim.simulate import Physics, simulate
-from lib.resim.vote import vote_prediction
 from lib.segmentation.label import load_labels
 
 LEARNED, PHYSICS = "learned (physics + attention residual)", "physics (floor + collisions)"
@@ -130,12 +129,8 @@ def main(argv=None):
         if src == "true":  # its frame-10 scenes are also the oracle rows' estimates
             sims = [resim.simulate_inputs(v, camera, sizes, physics, touching=True) for v in tqdm(x, desc="val")]
             scenes = [(cids, sim[0]) for cids, sim, _ in sims]
-            drawn = [resim.draw_scene(c, sim[-1], camera, sizes, x.shape[2:]) for c, sim, _ in sims]
-            preds[src] = np.stack(  # as ``predict`` draws them: the vote where objects meet
-                [
-                    vote_prediction(c, sim[0], t, d, camera, sizes, physics, len(sim) - 1, resim.SUPERSAMPLE)
-                    for (c, sim, t), d in zip(sims, drawn)
-                ]
+            preds[src] = np.stack(
+                [resim.draw_prediction(c, sim, t, camera, sizes, physics, x.shape[2:]) for c, sim, t in sims]
             )
         else:
             preds[src] = resim.predict_split(x, camera, sizes, physics, workers=a.workers)
