@@ -333,20 +333,20 @@ def measure(masks, camera, sizes, *, min_area=20, denoise=True, last=None, super
             t_yaw = max((t for t in usable if tr.clean[t]), default=usable[-1])
             xy = locate(camera, sizes, cid, pixels(t_yaw), supersample=supersample)
             yaw = cube_yaw(camera, sizes, cid, pixels(t_yaw), xy, supersample) if xy is not None else 0.0
-        where, yaws, offset = {}, {}, None
+        where, yaws, offset, before = {}, {}, None, None
         for t in usable:
-            if t - 1 in where and np.array_equal(pixels(t), pixels(t - 1)):  # not moved: measured as before
+            seen = pixels(t)
+            if t - 1 in where and np.array_equal(seen, before):  # not moved since frame t - 1 (before): as there
                 where[t], yaws[t] = where[t - 1], yaws[t - 1]
                 continue
+            before = seen
             clean = tr.clean[t]
-            xy, off = locate_with_offset(
-                camera, sizes, cid, pixels(t), yaw, supersample, offset=offset if clean else None
-            )
+            xy, off = locate_with_offset(camera, sizes, cid, seen, yaw, supersample, offset=offset if clean else None)
             if shape == "cube" and xy is not None:  # turned since the frame before: measured again at its yaw
-                turned = cube_yaw(camera, sizes, cid, pixels(t), xy, supersample)
+                turned = cube_yaw(camera, sizes, cid, seen, xy, supersample)
                 if turned != yaw:
                     yaw = turned
-                    xy, off = locate_with_offset(camera, sizes, cid, pixels(t), yaw, supersample)
+                    xy, off = locate_with_offset(camera, sizes, cid, seen, yaw, supersample)
             offset = off if clean else offset  # a whole object's offset carries to its next frame
             if xy is not None:
                 where[t], yaws[t] = xy, yaw
