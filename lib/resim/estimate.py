@@ -1,7 +1,8 @@
 """Each object's 3-D state at the last input frame, estimated from the class-id masks of frames 0-10.
 
 An object rests upright on the floor (its centre at the shape's half height), so its state is a floor position,
-a yaw (cubes), a planar velocity and, for spheres, the rolling spin that goes with it. Per input frame where the
+a yaw (cubes), a planar velocity and a spin: for spheres the rolling that goes with the velocity, for a moving cube
+the turn its yaws show. Per input frame where the
 object shows, its floor position is found by render and compare: the centroid of the object drawn (``draw.draw``,
 cut by the border as the real one is) is moved onto the observed centroid, a few times. Where it is whole or cut
 only by the border (``tracks.tracks``: clean or touching the border) and touches no other object it is drawn
@@ -17,7 +18,8 @@ partly hidden, the yaw of the nearest such frame (a cube turns after a collision
 0.02 units off where other shapes are 0.006-0.009 off). The positions over frames then give the velocity: a
 straight-line fit over the longest run of last frames that a line slowing by the friction's deceleration explains
 within ``line_tol`` (a collision earlier in the video bends the track and is left out), evaluated at the last input
-frame.
+frame. Over the same frames a moving cube's yaws give its spin about the vertical (``spin_rate``: a cube still
+turning after a collision slides on another way, and ends at another yaw).
 
     est = estimate(masks[:11], camera, sizes, frame_dt)      # Estimate: class ids, states (n, 13), frames used
 """
@@ -41,6 +43,8 @@ HIDDEN_MIN_FRAMES = 6  # an object hidden at frame 10 stays only if seen in this
 WINDOW_MARGIN = 2  # pixels drawn around the projected box of an object being located
 TOUCH_MIN_PIXELS = 3  # an object touches another where this many of the pixels around it are the other's
 TOUCH_GAP = 1  # pixels of background between two objects that still touch (the U-Net leaves such seams)
+SPIN_MIN_FRAMES = 3  # a cube's spin is read off this many frames or more
+SPIN_TOL = np.radians(10.0)  # ... where one steady turn explains their yaws within this (else: no spin)
 
 
 def touches_other(frame, sel):
@@ -265,20 +269,49 @@ def _decelerating_fit(t, p, decel, at=LAST):
     return coef[1], coef[0], np.abs(fit - p).max()
 
 
-def track_velocity(ts, xy, decel, line_tol, at=LAST):
-    """(position at frame ``at``, velocity there in units a frame) from positions ``xy`` (k, 2) at frames ``ts``:
-    a decelerating-line fit (``_decelerating_fit``) over the longest run of last points it explains within
-    ``line_tol`` (a collision earlier bends the track)."""
+def line_run(ts, xy, decel, line_tol, at=LAST):
+    """How many of the last positions ``xy`` (k, 2) at frames ``ts`` one line slowing by ``decel``
+    (``_decelerating_fit``) explains within ``line_tol``: 2 at least (1 for a single position)."""
     ts, xy = np.asarray(ts, float), np.asarray(xy, float)
-    if len(ts) == 1:
-        return xy[-1], np.zeros(2)
-    best = 2
+    best = min(len(ts), 2)
     for k in range(3, len(ts) + 1):
         if _decelerating_fit(ts[-k:], xy[-k:], decel, at)[2] > line_tol:
             break
         best = k
-    p, v, _ = _decelerating_fit(ts[-best:], xy[-best:], decel, at)
+    return best
+
+
+def track_velocity(ts, xy, decel, line_tol, at=LAST):
+    """(position at frame ``at``, velocity there in units a frame) from positions ``xy`` (k, 2) at frames ``ts``:
+    a decelerating-line fit (``_decelerating_fit``) over the longest run of last points it explains within
+    ``line_tol`` (``line_run``; a collision earlier bends the track)."""
+    ts, xy = np.asarray(ts, float), np.asarray(xy, float)
+    if len(ts) == 1:
+        return xy[-1], np.zeros(2)
+    k = line_run(ts, xy, decel, line_tol, at)
+    p, v, _ = _decelerating_fit(ts[-k:], xy[-k:], decel, at)
     return p, v
+
+
+def spin_rate(ts, yaws, frame_dt):
+    """Spin about the vertical (radians/s) of a cube with yaws ``yaws`` (radians, known modulo 90 degrees) at
+    frames ``ts``: the slope of one steady turn through them, 0 where there are fewer than ``SPIN_MIN_FRAMES``
+    or the turn misses one by more than ``SPIN_TOL`` (the spin changed, or a yaw was measured badly)."""
+    ts = np.asarray(ts, float)
+    if len(ts) < SPIN_MIN_FRAMES:
+        return 0.0
+    turn = np.unwrap(4 * np.asarray(yaws, float)) / 4  # continuous through the 90-degree symmetry
+    coef = np.polyfit(ts, turn, 1)
+    if np.abs(np.polyval(coef, ts) - turn).max() > SPIN_TOL:
+        return 0.0
+    return float(coef[0] / frame_dt)
+
+
+def track_spin(ts, xy, yaws, decel, line_tol, frame_dt, at=LAST):
+    """``spin_rate`` of a cube over the frames of its track's last straight run (``line_run``): the frames since
+    its last collision."""
+    k = line_run(ts, xy, decel, line_tol, at)
+    return spin_rate(np.asarray(ts)[-k:], np.asarray(yaws)[-k:], frame_dt)
 
 
 def _entry_velocity(camera, track, xy, shape, sizes, speed):
@@ -418,6 +451,8 @@ def estimate(
         vel = v / frame_dt if np.linalg.norm(v) >= STILL else np.zeros(2)
         s = bodies.rest_state(xy10, shape, sizes, vel)
         s[3:7] = yaw_quaternion(m.yaws[-1])
+        if shape == "cube" and vel.any():
+            s[12] = track_spin(m.frames, m.positions, m.yaws, decel.get(shape, 0.0) * frame_dt**2, line_tol, frame_dt)
         cids.append(m.cid)
         states.append(s)
         frames.append(m.frames)

@@ -6,7 +6,9 @@ slowed by friction. Here the scene is started earlier, at frame ``start`` (each 
 track up to that frame), simulated to the last input frame with the fitted physics, and the starting states
 (floor position and velocity of every object) are adjusted so that the simulated positions match the positions
 measured in frames ``start``-10 (``scipy.optimize.least_squares``, finite differences); a cube starts at the
-yaw measured at frame ``start`` (at its frame-10 yaw instead: val -0.004, hidden -0.003, ad hoc). The simulated
+yaw measured at frame ``start`` (at its frame-10 yaw instead: val -0.004, hidden -0.003, ad hoc), spinning as its
+yaws up to frame ``start`` + 1 show (``estimate.track_spin``; without it the simulation turns a cube only where it
+collides there, and cubes that collided in frames 5-10 cost a third of what free objects cost). The simulated
 state at frame 10, collisions included, is the estimate. Objects that come within ``group_radii`` radii of each
 other in those frames are fitted together; an object that comes near none keeps its own track line, which sees up
 to 11 frames where the refinement sees 4 (fitted alone through the simulator instead: val -0.001, hidden -0.001, train
@@ -24,7 +26,7 @@ from scipy.sparse.csgraph import connected_components
 
 from lib.common.classes import attributes
 from lib.resim import bodies
-from lib.resim.estimate import LAST, track_velocity, yaw_quaternion
+from lib.resim.estimate import LAST, track_spin, track_velocity, yaw_quaternion
 from lib.resim.simulate import new_world, simulate
 
 START = LAST - 3  # the frame the refining simulation starts at (LAST - 4: -0.003 val, -0.009 train)
@@ -53,8 +55,9 @@ def yaw_at(est, i, t):
     return est.yaws[i][max(int(np.searchsorted(ts, t, side="right")) - 1, 0)]
 
 
-def _fit_group(est, members, init, physics, sizes, start, max_nfev):
-    """(len(members), 13) states at frame 10 of one group, from its starting states ``init`` (k, 4) fitted."""
+def _fit_group(est, members, init, spins, physics, sizes, start, max_nfev):
+    """(len(members), 13) states at frame 10 of one group, from its starting states ``init`` (k, 4) fitted; the
+    cubes start spinning at ``spins`` (k,) radians/s about the vertical."""
     cids = est.class_ids[members]
     shapes = [attributes(c)[0] for c in cids]
 
@@ -66,6 +69,8 @@ def _fit_group(est, members, init, physics, sizes, start, max_nfev):
             s[j, 3:7] = yaw_quaternion(yaw_at(est, i, start))
             if shape == "sphere":  # rolling without slipping
                 s[j, 10:13] = [-vy / sizes.radius, vx / sizes.radius, 0.0]
+            else:
+                s[j, 12] = spins[j]
         return simulate(cids, s, LAST - start, physics, sizes)
 
     frames = [np.array(est.frames[i]) for i in members]
@@ -113,19 +118,24 @@ def refine(
     new_world()  # this video's simulations from a new client: the same states whatever the process did before
     decel = decel or {}
     dt = physics.frame_dt
-    init = {}
+    init, spins = {}, {}
     for i, (cid, ts, xy) in enumerate(zip(est.class_ids, est.frames, est.positions)):
         keep = [k for k, t in enumerate(ts) if t <= start + 1]
         if not keep or ts[keep[0]] > start or len(ts) < 2:
             continue
         shape = attributes(cid)[0]
-        p, v = track_velocity([ts[k] for k in keep], xy[keep], decel.get(shape, 0.0) * dt**2, line_tol, start)
+        ts_kept, a = [ts[k] for k in keep], decel.get(shape, 0.0) * dt**2
+        p, v = track_velocity(ts_kept, xy[keep], a, line_tol, start)
         init[i] = [*p, *(v / dt)]
+        yaws = np.asarray(est.yaws[i])[keep]
+        spins[i] = track_spin(ts_kept, xy[keep], yaws, a, line_tol, dt, start) if shape == "cube" else 0.0
     out = est.states.copy()
     for members in groups(est, list(init), start, sizes.radius * group_radii):
         if len(members) < 2:
             continue  # near no other object: its track line (``estimate.track_velocity``) sees more frames
-        states, cost = _fit_group(est, members, [init[i] for i in members], physics, sizes, start, max_nfev)
+        states, cost = _fit_group(
+            est, members, [init[i] for i in members], [spins[i] for i in members], physics, sizes, start, max_nfev
+        )
         if cost > line_cost(est, members, start, decel, dt):
             continue  # the tracks' own lines explain the last frames better than the simulation: keep them
         out[members] = states

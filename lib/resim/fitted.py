@@ -18,11 +18,12 @@ from lib.common.files import save_json
 from lib.resim.fit_camera import CameraFit, fit_camera
 from lib.resim.fit_physics import PhysicsFit, fit_physics
 
-FIT_VERSION = 9  # raised when the code changes what a fit holds (2: partly hidden frames measured; 3: objects touching
+FIT_VERSION = 10  # raised when the code changes what a fit holds (2: partly hidden frames measured; 3: objects touching
 # another one measured beside it, mass ratio 3 in the grid; 4: label errors left out; 5: objects beside others
 # moved to the best overlap, nearer ones first; 6: objects across a one-pixel seam touch, frame-10 positions halfway
 # to the measured ones; 7: objects near no other keep their track lines; 8: cubes measured at each frame's yaw; 9: a
-# 10-degree first yaw grid, unmoved objects not measured again); older fits are refitted
+# 10-degree first yaw grid, unmoved objects not measured again; 10: moving cubes spin as their yaws show); older
+# fits are refitted
 
 
 @dataclass(frozen=True)

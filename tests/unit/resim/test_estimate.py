@@ -26,7 +26,9 @@ from lib.resim.estimate import (
     overlap,
     polish,
     ray_at_height,
+    spin_rate,
     touches_other,
+    track_spin,
     track_velocity,
     yaw_quaternion,
 )
@@ -361,6 +363,31 @@ def test_track_velocity_uses_only_the_points_after_a_kink():
     assert resid > 0.04 and np.linalg.norm(v_all - v) > 0.1
 
 
+def test_spin_rate_of_a_steady_turn_through_the_cube_symmetry():
+    """Yaws turning 6 degrees a frame, measured modulo 90 degrees (they wrap from 84 to 0): the turn's rate in
+    radians/s; a turn that stops halfway, or too few frames, gives no spin."""
+    ts = np.arange(4, 11)
+    turning = np.radians(60.0 + 6 * (ts - 4)) % (np.pi / 2)
+    assert turning.min() < np.radians(10) < np.radians(80) < turning.max()
+    assert spin_rate(ts, turning, 0.1) == pytest.approx(np.radians(6.0) / 0.1)
+    assert spin_rate(ts, -turning, 0.1) == pytest.approx(-np.radians(6.0) / 0.1)
+    stops = np.radians(np.minimum(50.0 + 15 * (ts - 4), 95.0)) % (np.pi / 2)  # 50..95 (5), then still
+    assert spin_rate(ts, stops, 0.1) == 0.0
+    assert spin_rate(ts[-2:], turning[-2:], 0.1) == 0.0
+
+
+def test_track_spin_reads_the_yaws_since_the_last_kink():
+    """The spin of a cube comes from the frames of its track's last straight run: yaws before a kink of the track
+    (another spin before a collision) are left out."""
+    ts = np.arange(11)
+    xy = np.where(
+        ts[:, None] < 5, [[0.0, 0.0]] + 0.1 * ts[:, None] * [[1, 0]], [[0.4, 0.0]] + 0.1 * (ts[:, None] - 4) * [[0, 1]]
+    )
+    yaws = np.radians(np.where(ts < 4, 70.0, 30.0 + 3 * (ts - 4)))
+    assert track_spin(ts, xy, yaws, 0.0, 0.04, 0.1) == pytest.approx(np.radians(3.0) / 0.1)
+    assert spin_rate(ts, yaws, 0.1) == 0.0  # all frames: no one steady turn
+
+
 def test_track_velocity_of_one_point_is_zero():
     p, v = track_velocity([10], [[1.0, 2.0]], A, 0.04)
     np.testing.assert_array_equal(p, [1.0, 2.0])
@@ -448,6 +475,24 @@ def test_estimate_velocities_of_moving_objects(scene):
         assert np.linalg.norm(v - t) < 0.1 * np.linalg.norm(t), (attributes(cid), v, t)
     s = est.states[row(est, ROLLING)]
     np.testing.assert_allclose(s[10:13], [-s[8] / SIZES.radius, s[7] / SIZES.radius, 0.0])
+
+
+@pytest.mark.parametrize("spin", [2.0, -2.0])
+def test_estimate_spin_of_a_turning_cube(spin):
+    """A cube launched sliding and spinning (radians/s about the vertical), simulated and drawn: its estimated spin
+    is the mean of the simulated spins over frames 0-10, within 10 % (the spin slows down: it is 0.2-0.25 of its
+    start by frame 10, so the mean is what one steady turn through the yaws gives), spinning about the vertical
+    only."""
+    cid = cid_of("cube")
+    s0 = rest_state((-2.0, 1.0), "cube", SIZES, (2.0, 0.5))
+    s0[3:7] = yaw_quaternion(math.radians(20.0))
+    s0[12] = spin
+    sim = simulate([cid], s0[None], 10, PHYS, SIZES)
+    masks = np.stack([draw([cid], sim[f], CAM, SIZES, supersample=2) for f in range(11)])
+    est = estimate(masks, CAM, SIZES, PHYS.frame_dt, decelerations(PHYS, SIZES))
+    mean = sim[:, 0, 12].mean()
+    assert abs(est.states[0, 12] - mean) < 0.1 * abs(mean), (est.states[0, 12], sim[:, 0, 12])
+    np.testing.assert_allclose(est.states[0, 10:12], 0.0)
 
 
 def test_estimate_resting_object_is_still(scene):

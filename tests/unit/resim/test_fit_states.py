@@ -181,3 +181,26 @@ def test_a_group_starts_at_the_yaws_measured_at_the_start_frame(monkeypatch):
     refine(est, PHYS, SIZES, decelerations(PHYS, SIZES), max_nfev=1)
     yaws = 2 * np.arctan2(started[0][:, 2], started[0][:, 3])
     np.testing.assert_allclose(yaws, np.radians([START, 20.0]))
+
+
+def test_a_group_starts_its_cubes_spinning_as_their_yaws_turn(monkeypatch):
+    """A cube whose yaws turn 4 degrees a frame up to ``START`` + 1 starts the refining simulation spinning at that
+    rate about the vertical (``estimate.track_spin``), even where its yaws pass the 90-degree symmetry; a cube that
+    does not turn and a cylinder start without spin."""
+    frames = range(11)
+    est = fake_estimate(
+        [{f: (0.1 * f, 0.0) for f in frames}, {f: (0.1 * f, 1.2) for f in frames}, {f: (0.0, -1.2) for f in frames}]
+    )
+    est.class_ids = np.array([class_id("cube", "rubber", "red"), class_id("cube", "metal", "blue"), HITTER])
+    est.yaws = [np.radians(80.0 + 4 * np.arange(11.0)) % (np.pi / 2), np.radians(np.full(11, 30.0)), np.zeros(11)]
+    started = []
+    real = fit_states.simulate
+
+    def spy(cids, states, *args, **kw):
+        started.append(states[:, 10:13].copy())
+        return real(cids, states, *args, **kw)
+
+    monkeypatch.setattr(fit_states, "simulate", spy)
+    refine(est, PHYS, SIZES, decelerations(PHYS, SIZES), max_nfev=1)
+    np.testing.assert_allclose(started[0][:, :2], 0.0)
+    np.testing.assert_allclose(started[0][:, 2], [np.radians(4.0) / PHYS.frame_dt, 0.0, 0.0], atol=1e-9)
