@@ -52,6 +52,11 @@ def rest_state(xy, shape, sizes, vel=(0.0, 0.0)):
     return s
 
 
+def rolling_spin(vel, sizes):
+    """(3,) angular velocity of a sphere of ``sizes`` rolling without slipping at planar velocity ``vel``."""
+    return np.array([-vel[1] / sizes.radius, vel[0] / sizes.radius, 0.0])
+
+
 def _shapes(client, shape, sizes, visual=True, cache=None):
     """(collision shape, visual shape) ids of an object of ``shape`` and ``sizes`` in ``client``; the visual shape
     -1 (none) without ``visual``. ``cache``: a dict (shape, dims) -> collision shape id of ``client``, to take the

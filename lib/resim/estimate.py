@@ -464,5 +464,5 @@ def estimate(
         if len(m.frames) == 1:
             s[7:9] = _entry_velocity(camera, m.track, s[:2], attributes(m.cid)[0], sizes, np.median(speeds or [0.0]))
         if attributes(m.cid)[0] == "sphere":  # rolling without slipping
-            s[10:13] = [-s[8] / sizes.radius, s[7] / sizes.radius, 0.0]
+            s[10:13] = bodies.rolling_spin(s[7:9], sizes)
     return Estimate(np.array(cids, np.int64), np.array(states).reshape(-1, bodies.STATE), frames, positions, yaws)

@@ -68,7 +68,7 @@ def _fit_group(est, members, init, spins, physics, sizes, start, max_nfev):
             s[j] = bodies.rest_state((px, py), shape, sizes, (vx, vy))
             s[j, 3:7] = yaw_quaternion(yaw_at(est, i, start))
             if shape == "sphere":  # rolling without slipping
-                s[j, 10:13] = [-vy / sizes.radius, vx / sizes.radius, 0.0]
+                s[j, 10:13] = bodies.rolling_spin((vx, vy), sizes)
             else:
                 s[j, 12] = spins[j]
         return simulate(cids, s, LAST - start, physics, sizes)

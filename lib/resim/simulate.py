@@ -138,7 +138,7 @@ def decelerations(physics, sizes, speed=2.0, frames=4):
         cid = class_id(shape, "rubber", "gray")
         state = bodies.rest_state((0.0, 0.0), shape, sizes, (speed, 0.0))
         if shape == "sphere":  # rolling without slipping
-            state[10:13] = [0.0, speed / sizes.radius, 0.0]
+            state[10:13] = bodies.rolling_spin((speed, 0.0), sizes)
         end = simulate([cid], state[None], frames, physics, sizes)[-1, 0]
         out[shape] = float(max(speed - np.linalg.norm(end[7:9]), 0.0) / (frames * physics.frame_dt))
     return out

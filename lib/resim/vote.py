@@ -15,6 +15,7 @@ most of the drawings give it (``vote``). Objects that touch nothing are drawn wh
 import numpy as np
 
 from lib.common.classes import attributes
+from lib.resim import bodies
 from lib.resim.draw import draw, new_canvas
 from lib.resim.simulate import new_world, simulate
 
@@ -32,7 +33,7 @@ def perturbed(class_ids, states, moved, sizes, rng, velocity_noise=VELOCITY_NOIS
     out[:, 0:2] += rng.normal(0.0, position_noise, (n, 2)) * moved[:, None]
     for j, cid in enumerate(class_ids):
         if moved[j] and attributes(cid)[0] == "sphere":
-            out[j, 10:13] = [-out[j, 8] / sizes.radius, out[j, 7] / sizes.radius, 0.0]
+            out[j, 10:13] = bodies.rolling_spin(out[j, 7:9], sizes)
     return out
 
 

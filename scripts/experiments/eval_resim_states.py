@@ -35,6 +35,7 @@ from lib.common.paths import resolve
 from lib.data import dataset as data
 from lib.data import true_states
 from lib.objects.tracks import LAST_INPUT, TARGET
+from lib.resim import bodies
 from lib.resim import predict as resim
 from lib.resim.fit_states import refine
 from lib.resim.fitted import ResimFit
@@ -138,7 +139,7 @@ def main(argv=None):
             if velocity(rec, j):
                 s[7:9] = v
                 if attributes(int(rec.class_ids[j]))[0] == "sphere" and not spin:  # rolling, as the estimate has it
-                    s[10:13] = [-v[1] / sizes.radius, v[0] / sizes.radius, 0.0]
+                    s[10:13] = bodies.rolling_spin(v, sizes)
             if spin:
                 s[3:7], s[10:13] = q, w
             if position:
