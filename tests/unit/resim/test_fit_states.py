@@ -162,6 +162,20 @@ def test_refine_keeps_the_tracks_where_they_explain_the_last_frames_better(monke
     assert np.abs(moved[:, :2] - est.states[:, :2]).max() > 0.02
 
 
+def first_simulated_states(monkeypatch, est):
+    """(n, 13) states that ``refine`` starts its first simulation of ``est`` from (one least-squares step)."""
+    started = []
+    real = fit_states.simulate
+
+    def spy(cids, states, *args, **kw):
+        started.append(states.copy())
+        return real(cids, states, *args, **kw)
+
+    monkeypatch.setattr(fit_states, "simulate", spy)
+    refine(est, PHYS, SIZES, decelerations(PHYS, SIZES), max_nfev=1)
+    return started[0]
+
+
 def test_a_group_starts_at_the_yaws_measured_at_the_start_frame(monkeypatch):
     """The refining simulation starts each object at the yaw measured in its last frame up to ``START`` (a cube
     turns after a collision: its frame-10 yaw is not its yaw at the start), the first frame's before any."""
@@ -170,16 +184,8 @@ def test_a_group_starts_at_the_yaws_measured_at_the_start_frame(monkeypatch):
     assert fit_states.yaw_at(est, 0, START) == np.radians(START)
     assert fit_states.yaw_at(est, 1, START) == np.radians(20.0)  # measured at START - 2, not since
     assert fit_states.yaw_at(est, 1, 0) == np.radians(20.0)  # none up to frame 0: its first
-    started = []
-    real = fit_states.simulate
-
-    def spy(cids, states, *args, **kw):
-        started.append(states[:, 3:7].copy())
-        return real(cids, states, *args, **kw)
-
-    monkeypatch.setattr(fit_states, "simulate", spy)
-    refine(est, PHYS, SIZES, decelerations(PHYS, SIZES), max_nfev=1)
-    yaws = 2 * np.arctan2(started[0][:, 2], started[0][:, 3])
+    started = first_simulated_states(monkeypatch, est)
+    yaws = 2 * np.arctan2(started[:, 5], started[:, 6])
     np.testing.assert_allclose(yaws, np.radians([START, 20.0]))
 
 
@@ -193,14 +199,6 @@ def test_a_group_starts_its_cubes_spinning_as_their_yaws_turn(monkeypatch):
     )
     est.class_ids = np.array([class_id("cube", "rubber", "red"), class_id("cube", "metal", "blue"), HITTER])
     est.yaws = [np.radians(80.0 + 4 * np.arange(11.0)) % (np.pi / 2), np.radians(np.full(11, 30.0)), np.zeros(11)]
-    started = []
-    real = fit_states.simulate
-
-    def spy(cids, states, *args, **kw):
-        started.append(states[:, 10:13].copy())
-        return real(cids, states, *args, **kw)
-
-    monkeypatch.setattr(fit_states, "simulate", spy)
-    refine(est, PHYS, SIZES, decelerations(PHYS, SIZES), max_nfev=1)
-    np.testing.assert_allclose(started[0][:, :2], 0.0)
-    np.testing.assert_allclose(started[0][:, 2], [np.radians(4.0) / PHYS.frame_dt, 0.0, 0.0], atol=1e-9)
+    spins = first_simulated_states(monkeypatch, est)[:, 10:13]
+    np.testing.assert_allclose(spins[:, :2], 0.0)
+    np.testing.assert_allclose(spins[:, 2], [np.radians(4.0) / PHYS.frame_dt, 0.0, 0.0], atol=1e-9)
