@@ -1,25 +1,24 @@
 """Each object's 3-D state at the last input frame, estimated from the class-id masks of frames 0-10.
 
-An object rests upright on the floor (its centre at the shape's half height), so its state is a floor position,
-a yaw (cubes), a planar velocity and a spin: for spheres the rolling that goes with the velocity, for a moving cube
-the turn its yaws show. Per input frame where the
-object shows, its floor position is found by render and compare: the centroid of the object drawn (``draw.draw``,
-cut by the border as the real one is) is moved onto the observed centroid, a few times. Where it is whole or cut
-only by the border (``tracks.tracks``: clean or touching the border) and touches no other object it is drawn
-alone; where it is partly hidden or touches another object (objects that meet hide each other, and a nearer one
-may hide a part too small for the tracks' test), it is drawn with the objects measured in that frame beside it,
-so that the same part of it is hidden, and moved on to where its drawing covers the observed pixels best
-(``polish``: the visible part's centroid is a poor guide where a neighbour hides part of it). In each frame the
-nearer objects are measured first, so that those behind are drawn beside their measured positions. Each drawing
-covers only a window around the object (``draw_around``: the whole image's pixels but for rare rounding, in a
-third of the measuring time). Cubes get, in each frame where they are whole or cut only by the border, the yaw
-(0-90 degrees, a cube looks the same every 90) whose drawing covers their mask best, and are measured at it; where
-partly hidden, the yaw of the nearest such frame (a cube turns after a collision: one yaw for all frames put it
-0.02 units off where other shapes are 0.006-0.009 off). The positions over frames then give the velocity: a
-straight-line fit over the longest run of last frames that a line slowing by the friction's deceleration explains
-within ``line_tol`` (a collision earlier in the video bends the track and is left out), evaluated at the last input
-frame. Over the same frames a moving cube's yaws give its spin about the vertical (``spin_rate``: a cube still
-turning after a collision slides on another way, and ends at another yaw).
+An object rests upright on the floor (its centre at the shape's half height), so its state is a floor position, a
+yaw (cubes), a planar velocity and a spin: for spheres the rolling that goes with the velocity, for a moving cube
+the turn its yaws show. Per input frame where the object shows, its floor position is found by render and compare:
+the centroid of the object drawn (``draw.draw``, cut by the border as the real one is) is moved onto the observed
+centroid, a few times. Where it is whole or cut only by the border (``tracks.tracks``: clean or touching the
+border) and touches no other object it is drawn alone; where it is partly hidden or touches another object (objects
+that meet hide each other, and a nearer one may hide a part too small for the tracks' test), it is drawn with the
+objects measured in that frame beside it, so that the same part of it is hidden, and moved on to where its drawing
+covers the observed pixels best (``polish``: the visible part's centroid is a poor guide where a neighbour hides
+part of it). In each frame the nearer objects are measured first, so that those behind are drawn beside their
+measured positions. Each drawing covers only a window around the object (``draw_around``: the whole image's pixels
+but for rare rounding, in a third of the measuring time). Cubes get, in each frame where they are whole or cut only
+by the border, the yaw (0-90 degrees, a cube looks the same every 90) whose drawing covers their mask best, and are
+measured at it; where partly hidden, the yaw of the nearest such frame (a cube turns after a collision: one yaw for
+all frames put it 0.02 units off where other shapes are 0.006-0.009 off). The positions over frames then give the
+velocity: a straight-line fit over the longest run of last frames that a line slowing by the friction's
+deceleration explains within ``line_tol`` (a collision earlier in the video bends the track and is left out),
+evaluated at the last input frame. Over the same frames a moving cube's yaws give its spin about the vertical
+(``spin_rate``: a cube still turning after a collision slides on another way, and ends at another yaw).
 
     est = estimate(masks[:11], camera, sizes, frame_dt)      # Estimate: class ids, states (n, 13), frames used
 """
