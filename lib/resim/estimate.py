@@ -281,15 +281,15 @@ def line_run(ts, xy, decel, line_tol, at=LAST):
 
 
 def track_velocity(ts, xy, decel, line_tol, at=LAST):
-    """(position at frame ``at``, velocity there in units a frame) from positions ``xy`` (k, 2) at frames ``ts``:
-    a decelerating-line fit (``_decelerating_fit``) over the longest run of last points it explains within
-    ``line_tol`` (``line_run``; a collision earlier bends the track)."""
+    """(position at frame ``at``, velocity there in units a frame, how many last points the fit used) from
+    positions ``xy`` (k, 2) at frames ``ts``: a decelerating-line fit (``_decelerating_fit``) over the longest run of
+    last points it explains within ``line_tol`` (``line_run``; a collision earlier bends the track)."""
     ts, xy = np.asarray(ts, float), np.asarray(xy, float)
     if len(ts) == 1:
-        return xy[-1], np.zeros(2)
+        return xy[-1], np.zeros(2), 1
     k = line_run(ts, xy, decel, line_tol, at)
     p, v, _ = _decelerating_fit(ts[-k:], xy[-k:], decel, at)
-    return p, v
+    return p, v, k
 
 
 def spin_rate(ts, yaws, frame_dt):
@@ -306,11 +306,10 @@ def spin_rate(ts, yaws, frame_dt):
     return float(coef[0] / frame_dt)
 
 
-def track_spin(ts, xy, yaws, decel, line_tol, frame_dt, at=LAST):
-    """``spin_rate`` of a cube over the frames of its track's last straight run (``line_run``): the frames since
-    its last collision."""
-    k = line_run(ts, xy, decel, line_tol, at)
-    return spin_rate(np.asarray(ts)[-k:], np.asarray(yaws)[-k:], frame_dt)
+def track_spin(ts, yaws, run, frame_dt):
+    """``spin_rate`` of a cube over the last ``run`` of its frames ``ts``: its track's last straight run, the frames
+    since its last collision (``track_velocity``'s third value)."""
+    return spin_rate(np.asarray(ts)[-run:], np.asarray(yaws)[-run:], frame_dt)
 
 
 def _entry_velocity(camera, track, xy, shape, sizes, speed):
@@ -446,12 +445,12 @@ def estimate(
     ]
     for m in kept:
         shape = attributes(m.cid)[0]
-        xy10, v = track_velocity(m.frames, m.positions, decel.get(shape, 0.0) * frame_dt**2, line_tol)
+        xy10, v, run = track_velocity(m.frames, m.positions, decel.get(shape, 0.0) * frame_dt**2, line_tol)
         vel = v / frame_dt if np.linalg.norm(v) >= STILL else np.zeros(2)
         s = bodies.rest_state(xy10, shape, sizes, vel)
         s[3:7] = yaw_quaternion(m.yaws[-1])
         if shape == "cube" and vel.any():
-            s[12] = track_spin(m.frames, m.positions, m.yaws, decel.get(shape, 0.0) * frame_dt**2, line_tol, frame_dt)
+            s[12] = track_spin(m.frames, m.yaws, run, frame_dt)
         cids.append(m.cid)
         states.append(s)
         frames.append(m.frames)

@@ -124,11 +124,10 @@ def refine(
         if not keep or ts[keep[0]] > start or len(ts) < 2:
             continue
         shape = attributes(cid)[0]
-        ts_kept, a = [ts[k] for k in keep], decel.get(shape, 0.0) * dt**2
-        p, v = track_velocity(ts_kept, xy[keep], a, line_tol, start)
+        ts_kept = [ts[k] for k in keep]
+        p, v, run = track_velocity(ts_kept, xy[keep], decel.get(shape, 0.0) * dt**2, line_tol, start)
         init[i] = [*p, *(v / dt)]
-        yaws = np.asarray(est.yaws[i])[keep]
-        spins[i] = track_spin(ts_kept, xy[keep], yaws, a, line_tol, dt, start) if shape == "cube" else 0.0
+        spins[i] = track_spin(ts_kept, np.asarray(est.yaws[i])[keep], run, dt) if shape == "cube" else 0.0
     out = est.states.copy()
     for members in groups(est, list(init), start, sizes.radius * group_radii):
         if len(members) < 2:

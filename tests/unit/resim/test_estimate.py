@@ -337,11 +337,11 @@ def slowing(t, p0, v0, u, a=A):
 def test_track_velocity_of_a_slowing_motion():
     u = np.array([0.6, 0.8])
     for ts in (np.arange(11), np.array([0, 1, 2, 4, 5, 7, 8, 9, 10])):  # also with frames left out (hidden)
-        p, v = track_velocity(ts, slowing(ts, (-1.0, 0.5), 0.3, u), A, line_tol=0.04)
+        p, v, _ = track_velocity(ts, slowing(ts, (-1.0, 0.5), 0.3, u), A, line_tol=0.04)
         np.testing.assert_allclose(p, slowing([10], (-1.0, 0.5), 0.3, u)[0], atol=1e-9)
         np.testing.assert_allclose(v, (0.3 - 10 * A) * u, atol=1e-9)
     # evaluated at another frame
-    p, v = track_velocity(np.arange(7), slowing(np.arange(7), (0, 0), 0.3, u), A, 0.04, at=6)
+    p, v, _ = track_velocity(np.arange(7), slowing(np.arange(7), (0, 0), 0.3, u), A, 0.04, at=6)
     np.testing.assert_allclose(v, (0.3 - 6 * A) * u, atol=1e-9)
     # a straight line fit (no deceleration) is off: the deceleration term matters
     _, v_line, _ = _decelerating_fit(np.arange(11.0), slowing(np.arange(11), (-1.0, 0.5), 0.3, u), 0.0)
@@ -355,7 +355,7 @@ def test_track_velocity_uses_only_the_points_after_a_kink():
     u2 = np.array([-0.6, 0.8])
     after = slowing(ts[8:] - 7, before[-1], 0.2, u2)
     xy = np.r_[before, after]
-    p, v = track_velocity(ts, xy, A, line_tol=0.04)
+    p, v, _ = track_velocity(ts, xy, A, line_tol=0.04)
     np.testing.assert_allclose(p, after[-1], atol=1e-9)
     np.testing.assert_allclose(v, (0.2 - 3 * A) * u2, atol=1e-9)
     # the whole track would give a very different velocity
@@ -384,12 +384,14 @@ def test_track_spin_reads_the_yaws_since_the_last_kink():
         ts[:, None] < 5, [[0.0, 0.0]] + 0.1 * ts[:, None] * [[1, 0]], [[0.4, 0.0]] + 0.1 * (ts[:, None] - 4) * [[0, 1]]
     )
     yaws = np.radians(np.where(ts < 4, 70.0, 30.0 + 3 * (ts - 4)))
-    assert track_spin(ts, xy, yaws, 0.0, 0.04, 0.1) == pytest.approx(np.radians(3.0) / 0.1)
+    _, _, run = track_velocity(ts, xy, 0.0, 0.04)
+    assert run == 7  # frames 4-10
+    assert track_spin(ts, yaws, run, 0.1) == pytest.approx(np.radians(3.0) / 0.1)
     assert spin_rate(ts, yaws, 0.1) == 0.0  # all frames: no one steady turn
 
 
 def test_track_velocity_of_one_point_is_zero():
-    p, v = track_velocity([10], [[1.0, 2.0]], A, 0.04)
+    p, v, _ = track_velocity([10], [[1.0, 2.0]], A, 0.04)
     np.testing.assert_array_equal(p, [1.0, 2.0])
     np.testing.assert_array_equal(v, [0.0, 0.0])
 
@@ -397,7 +399,7 @@ def test_track_velocity_of_one_point_is_zero():
 def test_track_velocity_of_a_still_track_is_zero():
     """A still track does not slow down: no direction of motion, so no deceleration term (its first line's slope is
     ~1e-17 from rounding, which once gave resting objects ~0.3 units/s)."""
-    p, v = track_velocity(np.arange(11), np.tile([0.5, 0.25], (11, 1)), A, 0.04)
+    p, v, _ = track_velocity(np.arange(11), np.tile([0.5, 0.25], (11, 1)), A, 0.04)
     np.testing.assert_allclose(p, [0.5, 0.25], atol=1e-3)
     np.testing.assert_allclose(v, [0.0, 0.0], atol=1e-3)
 
